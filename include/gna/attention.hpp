@@ -1,0 +1,65 @@
+// Entry points: forward and backward of generalized neighborhood attention.
+//
+// Layout is heads-last: Q, K [B, X0, (X1, (X2)), H, D], V [.., Hkv, Dv],
+// O [.., H, Dv], LSE [B, X0, (X1, (X2)), H] in fp32. Optional additional KV:
+// extra_k [B, Nx, Hkv, D], extra_v [B, Nx, Hkv, Dv], attended by every query.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gna/problem.hpp"
+#include "gna/tensor.hpp"
+#include "gna/tiles.hpp"
+
+namespace gna {
+
+struct ForwardArgs {
+  TensorView query, key, value;
+  TensorView output;                   // written
+  TensorView lse;                      // written when defined
+  TensorView extra_key, extra_value;   // optional additional KV
+};
+
+struct BackwardArgs {
+  TensorView query, key, value, output, lse, grad_output;
+  TensorView grad_lse;                 // optional: gradient flowing into LSE
+  TensorView extra_key, extra_value;
+  TensorView grad_query, grad_key, grad_value;  // written
+  TensorView grad_extra_key, grad_extra_value;  // written when extra KV given
+};
+
+struct Options {
+  std::string backend = "auto";  // "auto", "reference", "cuda-generic", "sm90"
+  void* stream = nullptr;        // cudaStream_t for CUDA backends
+  std::optional<TileConfig> tiles;  // overrides the tile chooser (sm90)
+};
+
+// Builds the Problem the tensors describe and checks every input rule.
+Problem make_problem(const Params& params, const ForwardArgs& args);
+Problem make_problem(const Params& params, const BackwardArgs& args);
+
+// Each returns the name of the backend that ran. Empty problems launch nothing.
+std::string forward(const Params& params, const ForwardArgs& args, const Options& options = {});
+std::string backward(const Params& params, const BackwardArgs& args, const Options& options = {});
+
+enum class Pass { forward, backward };
+
+struct BackendInfo {
+  std::string name;
+  bool compiled = false;  // built into this library
+  std::string reason;     // why it cannot run the asked problem, empty if it can
+};
+
+// Every known backend, in the order `auto` tries them, with the reason each
+// cannot run `problem` on `device` (empty reason: it can).
+std::vector<BackendInfo> backends(const Problem& problem, Pass pass, Device device);
+
+// Names of all backends compiled into this build.
+std::vector<std::string> backend_names();
+
+// Number of CUDA devices usable by this build (0 without CUDA or GPU).
+int cuda_device_count();
+
+}  // namespace gna

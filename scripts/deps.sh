@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what gna needs, pinned, into the machine (Debian packages) and
+# into the checkout (.deps/ for CUTLASS headers, .venv/ for Python).
+#   scripts/deps.sh cpp      compilers, CMake, GoogleTest, CUTLASS headers
+#   scripts/deps.sh python   the above plus a virtual environment with the
+#                            pinned Python packages of python/requirements-dev.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-cpp}"
+
+CUTLASS_VERSION=4.2.0.0
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v ninja >/dev/null || need_apt+=(ninja-build)
+command -v g++ >/dev/null || need_apt+=(g++)
+[ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
+command -v unzip >/dev/null || need_apt+=(unzip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need_apt[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# CUTLASS/CuTe headers, from the pinned PyPI wheel (headers only are used).
+if [ ! -f .deps/cutlass/include/cute/tensor.hpp ]; then
+  echo "deps: fetching CUTLASS headers (nvidia-cutlass==$CUTLASS_VERSION)"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "nvidia-cutlass==$CUTLASS_VERSION"
+  rm -rf .deps/cutlass && mkdir -p .deps/cutlass
+  unzip -q "$tmp"/nvidia_cutlass-*.whl 'cutlass_library/source/include/*' -d "$tmp/x"
+  mv "$tmp/x/cutlass_library/source/include" .deps/cutlass/include
+  rm -rf "$tmp"
+fi
+
+if [ "$what" = python ]; then
+  # Python 3.12 when present (the extension then uses the stable ABI), else python3.
+  py=python3
+  for cand in python3.12 /root/.pyenv/versions/3.12*/bin/python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; assert sys.version_info >= (3, 9)' 2>/dev/null; then
+      py="$cand"
+      break
+    fi
+  done
+  if [ ! -x .venv/bin/python ]; then
+    echo "deps: creating .venv with $($py --version)"
+    "$py" -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip==25.3
+  .venv/bin/python -m pip install -q -r python/requirements-dev.txt
+fi

@@ -1,0 +1,118 @@
+// gna bench: time one problem on the best (or a chosen) backend and report
+// time, useful TFLOP/s and how far the window's FLOP bound is.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_report.hpp"
+#include "cli.hpp"
+#include "gna/attention.hpp"
+#include "harness/tensors.hpp"
+#include "problem_flags.hpp"
+
+namespace gna::cli {
+namespace {
+
+DType parse_dtype(const std::string& s) {
+  if (s == "f16" || s == "float16" || s == "fp16") return DType::f16;
+  if (s == "bf16" || s == "bfloat16") return DType::bf16;
+  if (s == "f32" || s == "float32" || s == "fp32") return DType::f32;
+  if (s == "f64" || s == "float64" || s == "fp64") return DType::f64;
+  throw UsageError("--dtype must be f16, bf16, f32 or f64, got '" + s + "'");
+}
+
+Device parse_device(const std::string& s) {
+  if (s == "auto") return cuda_device_count() > 0 ? Device{DeviceType::cuda, 0} : Device{};
+  if (s == "cpu") return Device{};
+  if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
+    const int index = s == "cuda" ? 0 : static_cast<int>(parse_ints("device", s.substr(5)).at(0));
+    if (index < 0 || index >= cuda_device_count()) {
+      throw UsageError("--device " + s + ": " + std::to_string(cuda_device_count()) +
+                       " CUDA device(s) visible");
+    }
+    return Device{DeviceType::cuda, index};
+  }
+  throw UsageError("--device must be auto, cpu, cuda or cuda:N, got '" + s + "'");
+}
+
+}  // namespace
+
+int run_bench(int argc, char** argv) {
+  std::vector<Option> options = window_options();
+  const std::vector<Option> more{
+      {"heads", "H", "query heads"},
+      {"kv-heads", "H", "key/value heads (GQA/MQA; default: --heads)"},
+      {"dim", "D", "head dim of Q and K"},
+      {"dim-v", "D", "head dim of V and O (default: --dim)"},
+      {"batch", "B", "batch size (default 1)"},
+      {"extra-kv", "N", "additional KV tokens every query attends to (default 0)"},
+      {"dtype", "f16|bf16|f32|f64", "element type"},
+      {"backend", "NAME", "auto (default), reference, cuda-generic or sm90"},
+      {"device", "auto|cpu|cuda[:N]", "where tensors live (default: a GPU if there is one)"},
+      {"backward", "", "time the backward pass instead of the forward"},
+      {"warmup", "N", "untimed runs first"},
+      {"iters", "N", "timed runs; the median is reported"},
+      {"json", "", "print the result as JSON"},
+  };
+  options.insert(options.end(), more.begin(), more.end());
+  Command cmd("bench",
+              "Time one problem. Defaults: on a GPU the 2-D case 256x256, window 80x80,\n"
+              "24 heads, dim 128, f16; on the CPU 32x32, window 7x7, 4 heads, dim 32, f32.",
+              options);
+  if (!cmd.parse(argc, argv)) return 0;
+  const Device device = parse_device(cmd.text("device", "auto"));
+  const bool gpu = device.type == DeviceType::cuda;
+
+  Problem p = window_problem(cmd, gpu ? "256x256" : "32x32", gpu ? "80x80" : "7x7");
+  p.heads = cmd.integer("heads", gpu ? 24 : 4);
+  p.kv_heads = cmd.integer("kv-heads", p.heads);
+  p.head_dim = cmd.integer("dim", gpu ? 128 : 32);
+  p.head_dim_v = cmd.integer("dim-v", p.head_dim);
+  p.batch = cmd.integer("batch", 1);
+  p.extra_kv = cmd.integer("extra-kv", 0);
+  p.dtype = parse_dtype(cmd.text("dtype", gpu ? "f16" : "f32"));
+  validate(p);
+  const bool backward = cmd.flag("backward");
+  const int64_t warmup = cmd.integer("warmup", gpu ? 5 : 1);
+  const int64_t iters = cmd.integer("iters", gpu ? 20 : 3);
+  if (warmup < 0 || iters < 1) throw UsageError("--warmup must be >= 0 and --iters >= 1");
+
+  harness::Tensors tensors(p, device, harness::Layout::contiguous);
+  std::mt19937_64 rng(7);
+  tensors.randomize_inputs(rng);
+  Options run_options;
+  run_options.backend = cmd.text("backend", "auto");
+
+  // The forward runs once in any case: the backward needs its O and LSE.
+  std::string used = forward(p.params, tensors.forward_args(), run_options);
+  auto run_once = [&] {
+    used = backward ? gna::backward(p.params, tensors.backward_args(), run_options)
+                    : forward(p.params, tensors.forward_args(), run_options);
+  };
+  for (int64_t i = 0; i < warmup; ++i) run_once();
+  harness::synchronize(device);
+  std::vector<double> times;
+  harness::Timer timer(device);
+  for (int64_t i = 0; i < iters; ++i) {
+    timer.start();
+    run_once();
+    times.push_back(timer.stop_ms());
+  }
+  std::sort(times.begin(), times.end());
+
+  BenchResult result;
+  result.problem = p;
+  result.backend = used;
+  result.device = harness::device_description(device);
+  result.backward = backward;
+  result.median_ms = times[times.size() / 2];
+  result.min_ms = times.front();
+  result.iters = iters;
+  print_bench(result, cmd.flag("json"));
+  return 0;
+}
+
+}  // namespace gna::cli

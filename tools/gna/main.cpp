@@ -1,0 +1,80 @@
+// gna: the command line of the generalized neighborhood attention library.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <new>
+#include <string>
+
+#include "cli.hpp"
+#include "gna/error.hpp"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+const Subcommand kSubcommands[] = {
+    {"mask", "print the keys each query sees", gna::cli::run_mask},
+    {"check", "compare every backend with the reference on random problems", gna::cli::run_check},
+    {"bench", "time one problem", gna::cli::run_bench},
+    {"sim", "simulate tile work and the attainable speedup; choose tiles", gna::cli::run_sim},
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out, "usage: gna <command> [options]   (gna <command> --help for details)\n\n");
+  for (const Subcommand& s : kSubcommands) std::fprintf(out, "  %-7s %s\n", s.name, s.summary);
+}
+
+// Library errors name the library's argument; say which option that is.
+std::string option_hint(const std::string& argument) {
+  static const char* map[][2] = {{"kernel_size", "--window"}, {"stride", "--stride"},
+                                 {"dilation", "--dilation"}, {"heads", "--heads"},
+                                 {"kv_heads", "--kv-heads"},  {"head_dim_v", "--dim-v"},
+                                 {"head_dim", "--dim"},       {"batch", "--batch"},
+                                 {"additional_keys", "--extra-kv"}, {"extent", "--shape"},
+                                 {"backend", "--backend"}};
+  for (const auto& m : map) {
+    if (argument.rfind(m[0], 0) == 0) return std::string(" (option ") + m[1] + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  for (const Subcommand& s : kSubcommands) {
+    if (name != s.name) continue;
+    try {
+      return s.run(argc - 2, argv + 2);
+    } catch (const gna::cli::UsageError& e) {
+      std::fprintf(stderr, "gna %s: error: %s\n", s.name, e.what());
+      return 2;
+    } catch (const gna::Error& e) {
+      const bool bad_input = e.kind() != gna::ErrorKind::runtime;
+      std::fprintf(stderr, "gna %s: error: %s%s\n", s.name, e.what(),
+                   bad_input ? option_hint(e.argument()).c_str() : "");
+      return bad_input ? 2 : 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "gna %s: error: out of memory\n", s.name);
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gna %s: error: %s\n", s.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "gna: error: unknown command '%s' (try gna --help)\n", name.c_str());
+  return 2;
+}
