@@ -40,7 +40,10 @@ struct Options {
 Problem make_problem(const Params& params, const ForwardArgs& args);
 Problem make_problem(const Params& params, const BackwardArgs& args);
 
-// Each returns the name of the backend that ran. Empty problems launch nothing.
+// Each returns the name of the backend that ran. Empty problems launch
+// nothing and leave empty outputs untouched; the backward of one still
+// zeroes key/value gradients that have elements (kv heads without query
+// heads, additional KV without query tokens), since no query attends to them.
 std::string forward(const Params& params, const ForwardArgs& args, const Options& options = {});
 std::string backward(const Params& params, const BackwardArgs& args, const Options& options = {});
 

@@ -16,9 +16,17 @@ class Backend {
   virtual const char* name() const = 0;
   // Empty when the backend can run `problem` for `pass` on `device`.
   virtual std::string cannot_run(const Problem& problem, Pass pass, Device device) const = 0;
-  // Called only after cannot_run returned empty and the problem is non-empty.
+  // Limits that depend on the tensors themselves (alignment, strides),
+  // checked before the backend is chosen for a call. Empty when fine.
+  virtual std::string cannot_run_tensors(const Problem&, const ForwardArgs&) const { return ""; }
+  virtual std::string cannot_run_tensors(const Problem&, const BackwardArgs&) const { return ""; }
+  // Called only after cannot_run returned empty, and only for a non-empty
+  // problem ...
   virtual void forward(const Problem& problem, const ForwardArgs& args,
                        const Options& options) const = 0;
+  // ... except that backward also runs for an empty problem whose key/value
+  // gradients have elements (kv heads but no query heads, or additional KV
+  // but no query tokens): nobody attends to those keys, so it writes zeros.
   virtual void backward(const Problem& problem, const BackwardArgs& args,
                         const Options& options) const = 0;
 };

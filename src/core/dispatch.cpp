@@ -40,22 +40,27 @@ const Backend* find(const std::string& name) {
   return nullptr;
 }
 
-std::string join_reasons(const Problem& p, Pass pass, Device device) {
-  std::string s;
-  for (const BackendInfo& info : backends(p, pass, device)) {
-    s += concat(s.empty() ? "" : "; ", info.name, ": ", info.reason);
-  }
-  return s;
+// Why `b` cannot run this call: problem-level limits first, then tensors.
+template <typename Args>
+std::string why_not(const Backend* b, const Problem& p, Pass pass, const Args& args) {
+  std::string reason = b->cannot_run(p, pass, args.query.device);
+  if (reason.empty()) reason = b->cannot_run_tensors(p, args);
+  return reason;
 }
 
-const Backend* choose(const Problem& p, Pass pass, Device device, const std::string& name) {
+template <typename Args>
+const Backend* choose(const Problem& p, Pass pass, const Args& args, const std::string& name) {
+  const Device device = args.query.device;
   if (name == "auto" || name.empty()) {
+    std::string reasons;
     for (const Backend* b : registry()) {
-      if (b->cannot_run(p, pass, device).empty()) return b;
+      const std::string reason = why_not(b, p, pass, args);
+      if (reason.empty()) return b;
+      reasons += concat(reasons.empty() ? "" : "; ", b->name(), ": ", reason);
     }
     throw Error(ErrorKind::unsupported, "backend",
                 concat("backend = auto: no backend can run ", p.describe(), " on ",
-                       device_name(device), " (", join_reasons(p, pass, device), ")"));
+                       device_name(device), " (", reasons, ")"));
   }
   const Backend* b = find(name);
   if (b == nullptr) {
@@ -67,7 +72,7 @@ const Backend* choose(const Problem& p, Pass pass, Device device, const std::str
          is_known ? concat("not built into this library (build with CUDA to get it)")
                   : concat("unknown backend; known: auto, ", known));
   }
-  const std::string reason = b->cannot_run(p, pass, device);
+  const std::string reason = why_not(b, p, pass, args);
   if (!reason.empty()) fail_unsupported(name, reason);
   return b;
 }
@@ -95,17 +100,29 @@ std::vector<std::string> backend_names() {
 
 std::string forward(const Params& params, const ForwardArgs& args, const Options& options) {
   const Problem p = make_problem(params, args);
-  const detail::Backend* b =
-      detail::choose(p, Pass::forward, args.query.device, options.backend);
+  const detail::Backend* b = detail::choose(p, Pass::forward, args, options.backend);
   if (!p.empty()) b->forward(p, args, options);
   return b->name();
 }
 
+namespace {
+
+// An empty problem has no work, except that keys and values nobody attends
+// to (kv heads without query heads, additional KV without query tokens)
+// still have a gradient, zero, and their tensors have elements to hold it.
+bool has_unattended_key_gradients(const BackwardArgs& a) {
+  for (const TensorView* g : {&a.grad_key, &a.grad_value, &a.grad_extra_key, &a.grad_extra_value}) {
+    if (g->defined() && g->numel() > 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string backward(const Params& params, const BackwardArgs& args, const Options& options) {
   const Problem p = make_problem(params, args);
-  const detail::Backend* b =
-      detail::choose(p, Pass::backward, args.query.device, options.backend);
-  if (!p.empty()) b->backward(p, args, options);
+  const detail::Backend* b = detail::choose(p, Pass::backward, args, options.backend);
+  if (!p.empty() || has_unattended_key_gradients(args)) b->backward(p, args, options);
   return b->name();
 }
 

@@ -2,10 +2,34 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "cli.hpp"
+#include "gna/error.hpp"
+#include "gna/sim.hpp"
 
 namespace gna::cli {
+namespace {
+
+// The tiles the sm90 kernel would pick for this problem (whichever backend
+// ran), or why it has none.
+struct SimLine {
+  std::optional<sim::RankedTiles> pick;
+  std::string why_none;
+};
+
+SimLine simulate_pick(const Problem& p) {
+  SimLine line;
+  try {
+    line.pick = sim::choose_tiles(p);
+  } catch (const Error& e) {
+    line.why_none = e.what();
+  }
+  return line;
+}
+
+}  // namespace
 
 void print_bench(const BenchResult& r, bool json) {
   const Problem& p = r.problem;
@@ -13,6 +37,7 @@ void print_bench(const BenchResult& r, bool json) {
   const double tflops = flops / (r.median_ms * 1e-3) / 1e12;
   // Dense attention over the same tokens does this many times more work.
   const double flop_bound = p.dense_forward_flops() / p.forward_flops();
+  const SimLine sim = simulate_pick(p);
   if (json) {
     std::cout << "{\"backend\": " << json_string(r.backend)
               << ", \"device\": " << json_string(r.device)
@@ -23,7 +48,10 @@ void print_bench(const BenchResult& r, bool json) {
               << ", \"iters\": " << r.iters
               << ", \"flops\": " << json_number(flops)
               << ", \"tflops\": " << json_number(tflops)
-              << ", \"flop_bound\": " << json_number(flop_bound) << "}\n";
+              << ", \"flop_bound\": " << json_number(flop_bound)
+              << ", \"sim_tiles\": " << (sim.pick ? json_string(sim.pick->tiles.describe()) : "null")
+              << ", \"tile_bound\": " << (sim.pick ? json_number(sim.pick->sim.tile_bound) : "null")
+              << "}\n";
     return;
   }
   std::printf("backend     %s on %s\n", r.backend.c_str(), r.device.c_str());
@@ -33,6 +61,22 @@ void print_bench(const BenchResult& r, bool json) {
               static_cast<long long>(r.iters), r.min_ms);
   std::printf("useful      %.3f TFLOP/s (%.4g FLOP)\n", tflops, flops);
   std::printf("flop bound  %.2fx less work than dense attention of the same size\n", flop_bound);
+  if (!sim.pick) {
+    std::printf("sim         no sm90 tiles: %s\n", sim.why_none.c_str());
+    return;
+  }
+  std::printf("sim tiles   %s (the tiles the sm90 kernel would use)\n",
+              sim.pick->tiles.describe().c_str());
+  std::printf("sim bound   tile bound %.2fx (dense work / tile work), flop bound %.2fx\n",
+              sim.pick->sim.tile_bound, sim.pick->sim.flop_bound);
+  if (!r.backward && r.backend == "sm90") {
+    // Throughput on the work the tiles really do: how close the MMAs run to peak.
+    const double done_flops = 2.0 * static_cast<double>(sim.pick->sim.work_done) *
+                              static_cast<double>(p.batch * p.heads) *
+                              static_cast<double>(p.head_dim + p.head_dim_v);
+    std::printf("sim work    %.3f TFLOP/s on the padded tile work\n",
+                done_flops / (r.median_ms * 1e-3) / 1e12);
+  }
 }
 
 }  // namespace gna::cli

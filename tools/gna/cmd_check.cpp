@@ -126,7 +126,9 @@ int run_check(int argc, char** argv) {
       std::printf("%-14s %-9s %6d %7d %8d %14.3g  %s\n", t.backend.c_str(), t.pass.c_str(),
                   t.cases, t.passed, t.skipped, t.worst,
                   !t.ok() ? "MISMATCH" : t.passed == 0 ? "skipped" : "ok");
-      if (t.skipped > 0) std::printf("    skipped %d: %s\n", t.skipped, t.skip_reason.c_str());
+      if (!t.skip_reason.empty()) {
+        std::printf("    skipped %d: %s\n", t.skipped, t.skip_reason.c_str());
+      }
       for (const std::string& f : t.failures) std::printf("    FAIL %s\n", f.c_str());
     }
     std::printf("%s\n", all_ok ? "all checks passed" : "some checks FAILED");

@@ -46,8 +46,9 @@ std::string option_hint(const std::string& argument) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A missing command is a bad argument like any other: one line, status 2.
   if (argc < 2) {
-    usage(stderr);
+    std::fprintf(stderr, "gna: error: no command given (try gna --help)\n");
     return 2;
   }
   const std::string name = argv[1];

@@ -1,0 +1,129 @@
+// The tile simulator and the tile chooser of the fused kernels.
+//
+// The model of a kernel: each dilation group is its own sub-problem in
+// in-group positions [0, m) per axis. A CTA owns one query tile (a box of
+// q_tile positions, the last one per axis partial) and visits the KV tiles
+// (boxes of kv_tile positions) that cover the union of its queries' windows:
+// "dynamic" tiles start at that union's first key, "static" tiles lie on the
+// grid of multiples of kv_tile. A KV tile needs the element mask when some
+// (existing query, key position) pair of the tile pair is invisible or the key
+// lies outside [0, m); padded query rows never force a mask, since their
+// outputs are dropped and TMA zero-fills their inputs. Additional KV tokens
+// add ceil(extra_kv / kv_tokens) tiles per query tile; the last is masked
+// when partial.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gna/problem.hpp"
+#include "gna/tiles.hpp"
+
+namespace gna::sim {
+
+// Query tiles that visit the same number of KV tiles, masked ones included.
+struct TileLoad {
+  int64_t visited = 0;  // KV tiles per query tile, additional KV included
+  int64_t masked = 0;   // of those, tiles that need the element mask
+  int64_t count = 0;    // query tiles with exactly this load (per batch and head)
+};
+
+// Exact figures of one problem and tile configuration, per batch and head
+// (every batch entry and head does the same work). Work is in (query, key)
+// pairs; multiply by 2 * (D + Dv) for FLOPs.
+struct SimResult {
+  int64_t q_tiles = 0;           // query tiles, summed over dilation groups
+  int64_t visited_kv_tiles = 0;  // summed over query tiles
+  int64_t masked_kv_tiles = 0;   // visited tiles that need the element mask
+  int64_t extra_kv_tiles = 0;    // visited tiles that hold additional KV
+  int64_t min_visited = 0;       // per query tile
+  int64_t max_visited = 0;
+  int64_t useful_work = 0;  // visible pairs + tokens * extra_kv
+  int64_t work_done = 0;    // padded query tile x visited KV tiles
+  int64_t dense_work = 0;   // tokens * (tokens + extra_kv)
+  double flop_bound = 0.0;  // dense_work / useful_work
+  double tile_bound = 0.0;  // dense_work / work_done
+  std::vector<TileLoad> loads;  // heaviest first
+
+  double mean_visited() const;
+};
+
+// Throws gna::Error when the problem breaks a rule or the tiles do not fit
+// it (rank mismatch, an extent < 1).
+SimResult simulate(const Problem& problem, const TileConfig& tiles);
+
+// Costs of the sm90 forward kernel. Initial guesses: to be calibrated on the
+// H200 against an exhaustive sweep of tile shapes (issue 5).
+struct CostModel {
+  int sms = 132;                      // one CTA per SM at a time
+  double peak_flops = 600e12;         // fp16/bf16 dense MMA rate of all SMs together
+  double per_kv_tile_s = 0.15e-6;     // pipeline step overhead per visited KV tile
+  double mask_fraction = 0.30;        // extra time of a masked tile, share of its MMA time
+  double per_query_tile_s = 0.5e-6;   // prologue (Q load) and epilogue (O, LSE store)
+};
+
+// Predicted kernel time in seconds: CTAs (query tiles x batch x heads) are
+// placed heaviest first on the least loaded SM, a bulk form of list
+// scheduling that keeps wave quantization; the time is the busiest SM's.
+double predict_seconds(const Problem& problem, const TileConfig& tiles, const SimResult& result,
+                       const CostModel& cost = {});
+
+// The same model for dense attention of the same tokens (1-D tiles of the
+// kernel's sizes, only ragged last tiles masked): the baseline that turns a
+// predicted time into a predicted speedup.
+double predict_dense_seconds(const Problem& problem, const TileConfig& tiles,
+                             const CostModel& cost = {});
+
+// Tile sizes of the sm90 forward kernel, as data.
+struct Sm90Tiles {
+  int64_t q_tokens = 128;
+  int64_t kv_tokens = 128;   // 64 for head dims above 128 (shared memory)
+  int64_t max_tma_span = 256;  // TMA box limit: tile extent * dilation, axes after the first
+};
+Sm90Tiles sm90_tiles(const Problem& problem);
+
+// Every factorization of the sm90 token counts into powers of two per axis,
+// with both KV tilings, that respects the TMA box limit and is no wider than
+// the next power of two of the axis' longest dilation group (when that cap
+// leaves no factorization, it is dropped). Empty when the TMA limit rules
+// out every shape.
+std::vector<TileConfig> sm90_candidates(const Problem& problem);
+
+struct RankedTiles {
+  TileConfig tiles;
+  SimResult sim;
+  double predicted_s = 0.0;
+  double predicted_speedup = 0.0;  // predict_dense_seconds / predicted_s
+};
+
+// Candidates ranked by predicted time, fastest first (ties: fewer masked
+// tiles, then the description, so the order is deterministic).
+std::vector<RankedTiles> rank_tiles(const Problem& problem,
+                                    const std::vector<TileConfig>& candidates,
+                                    const CostModel& cost = {});
+
+// The sm90 kernel's default: the best of sm90_candidates. Throws gna::Error
+// (unsupported) naming the TMA rule when there is no candidate.
+RankedTiles choose_tiles(const Problem& problem, const CostModel& cost = {});
+
+// Per axis, the smallest stride (1..kernel) that leaves no masked KV tile
+// along that axis; the mask condition factorizes over axes, so each axis is
+// searched alone. 0 means no stride works on that axis. The strides in the
+// problem are ignored; additional KV is ignored (its ragged last tile is
+// masked whatever the stride).
+std::vector<int64_t> block_sparse_strides(const Problem& problem, const TileConfig& tiles);
+
+// The sm90 tiles that make the problem block-sparse with the smallest strides
+// (product over axes; ties: the fastest predicted time at those strides).
+struct BlockSparsePick {
+  TileConfig tiles;
+  std::vector<int64_t> strides;
+  double predicted_s = 0.0;
+};
+// Empty when no sm90 candidate is mask-free on every axis.
+std::optional<BlockSparsePick> sm90_block_sparse(const Problem& problem,
+                                                 const CostModel& cost = {});
+
+}  // namespace gna::sim

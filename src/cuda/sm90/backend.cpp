@@ -1,0 +1,272 @@
+// The "sm90" backend: what the fused Hopper forward can run, and the host
+// work of a call (tile choice, tensor maps, launch parameters).
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <mutex>
+#include <string>
+
+#include "core/backend.hpp"
+#include "core/check.hpp"
+#include "cuda/sm90/launch.hpp"
+#include "cuda/sm90/tensor_maps.hpp"
+#include "cuda/sm90/tiles.hpp"
+#include "gna/sim.hpp"
+
+namespace gna::sm90 {
+namespace {
+
+using detail::concat;
+
+int compute_capability(int device) {
+  static std::mutex mutex;
+  static int cached[64] = {};
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device < 0 || device >= 64) return 0;
+  if (cached[device] == 0) {
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    cached[device] = major * 10 + minor;
+  }
+  return cached[device];
+}
+
+// Q, K, V and additional KV are read by TMA: unit stride in the head dim,
+// 16-byte aligned rows and base.
+std::string tma_operand_error(const char* name, const TensorView& t) {
+  if (!t.defined()) return "";
+  if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) {
+    return concat(name, " must be 16-byte aligned for TMA");
+  }
+  if (t.stride[t.ndim - 1] != 1) return concat(name, " needs unit stride in the head dim");
+  for (int i = 0; i + 1 < t.ndim; ++i) {
+    if (t.shape[i] > 1 && t.stride[i] % 8 != 0) {
+      return concat(name, ".stride[", i, "] = ", t.stride[i],
+                    " must be a multiple of 8 elements (16 bytes) for TMA");
+    }
+  }
+  return "";
+}
+
+// O is written two elements at a time.
+std::string output_error(const TensorView& t) {
+  if (reinterpret_cast<uintptr_t>(t.data) % 4 != 0) return "output must be 4-byte aligned";
+  if (t.stride[t.ndim - 1] != 1) return "output needs unit stride in the head dim";
+  for (int i = 0; i + 1 < t.ndim; ++i) {
+    if (t.shape[i] > 1 && t.stride[i] % 2 != 0) {
+      return concat("output.stride[", i, "] = ", t.stride[i], " must be even");
+    }
+  }
+  return "";
+}
+
+// Boxes along axis 0 (as a power of two) so that each spans <= 256 elements.
+int32_t split_log2(int64_t extent, int64_t dilation) {
+  int32_t s = 0;
+  while ((extent >> s) * dilation > 256) ++s;
+  return s;
+}
+
+// Keys and values are read through maps that share coordinates.
+bool same_map_layout(const TensorView& k, const TensorView& v, int rank) {
+  return heads_merge(k, rank) == heads_merge(v, rank) && batch_merges(k, rank) == batch_merges(v, rank);
+}
+
+AxisGeometry axis_geometry(const Problem& p, const TileConfig& tiles, int a) {
+  AxisGeometry g;
+  if (a >= p.rank()) return g;  // a one-token axis
+  const AxisParams& ap = p.params.axis[a];
+  g.length = static_cast<int32_t>(p.extent[a]);
+  g.kernel = static_cast<int32_t>(ap.kernel_size);
+  g.stride = static_cast<int32_t>(ap.stride);
+  g.dilation = static_cast<int32_t>(ap.dilation);
+  g.causal = ap.is_causal ? 1 : 0;
+  g.q_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.q_tile[a])));
+  g.kv_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.kv_tile[a])));
+  const int64_t big = (p.extent[a] + ap.dilation - 1) / ap.dilation;  // ceil(n / d)
+  const int64_t small = p.extent[a] / ap.dilation;                     // floor(n / d)
+  g.big_groups = static_cast<int32_t>(p.extent[a] % ap.dilation);
+  g.tiles_big = static_cast<int32_t>((big + tiles.q_tile[a] - 1) / tiles.q_tile[a]);
+  g.tiles_small = static_cast<int32_t>((small + tiles.q_tile[a] - 1) / tiles.q_tile[a]);
+  g.tiles = g.big_groups * g.tiles_big + (g.dilation - g.big_groups) * g.tiles_small;
+  return g;
+}
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    cudaGetDevice(&previous_);
+    if (previous_ != device) cudaSetDevice(device);
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+class Sm90Backend final : public detail::Backend {
+ public:
+  const char* name() const override { return "sm90"; }
+
+  std::string cannot_run(const Problem& p, Pass pass, Device device) const override {
+    if (device.type != DeviceType::cuda) {
+      return concat("tensors are on ", device_name(device), "; sm90 runs on CUDA tensors");
+    }
+    if (pass != Pass::forward) return "sm90 has the forward pass only (cuda-generic runs backward)";
+    const int cc = compute_capability(device.index);
+    if (cc != 90) return concat("needs an sm_90 (Hopper) GPU; ", device_name(device), " is sm_", cc);
+    if (p.dtype != DType::f16 && p.dtype != DType::bf16) {
+      return concat("dtype ", dtype_name(p.dtype), " not supported by sm90, supported: float16, bfloat16");
+    }
+    if (p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128 && p.head_dim != 256) {
+      return concat("head_dim ", p.head_dim, " not supported by sm90, supported: 32, 64, 128, 256");
+    }
+    if (p.head_dim_v != p.head_dim) {
+      return concat("sm90 needs head_dim_v == head_dim (got ", p.head_dim, " and ", p.head_dim_v, ")");
+    }
+    for (int a = 0; a < p.rank(); ++a) {
+      if (p.params.axis[a].dilation > 8) {
+        return concat("dilation ", p.params.axis[a].dilation, " on axis ", a,
+                      " exceeds 8, the TMA traversal-stride limit");
+      }
+      if (p.extent[a] >= (int64_t{1} << 31)) return concat("axis ", a, " longer than 2^31 - 1");
+    }
+    if (p.extra_kv >= (int64_t{1} << 31)) return "more than 2^31 - 1 additional KV tokens";
+    if (p.heads > 65535 || p.batch > 65535) return "more than 65535 heads or batch elements";
+    if (!(p.scale() > 0.0)) return "sm90 needs a positive scale";
+    return "";
+  }
+
+  std::string cannot_run_tensors(const Problem&, const ForwardArgs& args) const override {
+    for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"query", &args.query},
+                                  {"key", &args.key},
+                                  {"value", &args.value},
+                                  {"additional_keys", &args.extra_key},
+                                  {"additional_values", &args.extra_value}}) {
+      const std::string reason = tma_operand_error(name, *t);
+      if (!reason.empty()) return reason;
+    }
+    const int r = args.query.ndim - 3;
+    if (!same_map_layout(args.key, args.value, r)) {
+      return "key and value must share one memory layout (strides up to the head dim)";
+    }
+    if (args.extra_key.defined() && !same_map_layout(args.extra_key, args.extra_value, 1)) {
+      return "additional_keys and additional_values must share one memory layout";
+    }
+    return output_error(args.output);
+  }
+
+  void forward(const Problem& p, const ForwardArgs& args, const Options& options) const override {
+    const TileConfig tiles = options.tiles ? *options.tiles : sim::choose_tiles(p).tiles;
+    const std::string tile_reason = tile_error(p, tiles);
+    if (!tile_reason.empty()) detail::fail(ErrorKind::value, "tiles", tiles.describe(), tile_reason);
+
+    const int r = p.rank();
+    Launch launch;
+    ForwardParams& params = launch.params;
+    int64_t q_tiles = 1;
+    for (int a = 0; a < 3; ++a) {
+      params.axis[a] = axis_geometry(p, tiles, a);
+      q_tiles *= params.axis[a].tiles;
+    }
+    if (q_tiles >= (int64_t{1} << 31)) detail::fail_unsupported("sm90", "too many query tiles");
+    params.heads = static_cast<int32_t>(p.heads);
+    params.group = static_cast<int32_t>(p.heads / p.kv_heads);
+    params.extra_kv = static_cast<int32_t>(p.extra_kv);
+    params.fixed_grid = tiles.kv_tiling == KvTiling::fixed_grid ? 1 : 0;
+    params.q_split_log2 = split_log2(tiles.q_tile[0], p.params.axis[0].dilation);
+    params.kv_split_log2 = split_log2(tiles.kv_tile[0], p.params.axis[0].dilation);
+    params.scale_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
+
+    const TensorView& o = args.output;
+    params.out_stride[0] = o.stride[0];
+    for (int a = 0; a < r; ++a) params.out_stride[1 + a] = o.stride[1 + a];
+    params.out_stride[4] = o.stride[r + 1];
+    if (args.lse.defined()) {
+      params.lse_stride[0] = args.lse.stride[0];
+      for (int a = 0; a < r; ++a) params.lse_stride[1 + a] = args.lse.stride[1 + a];
+      params.lse_stride[4] = args.lse.stride[r + 1];
+    }
+
+    // One launch covers all batches when every operand's map can hold the
+    // batch; otherwise one launch per batch element over offset maps.
+    bool per_batch = false;
+    for (const TensorView* t : {&args.query, &args.key, &args.value}) {
+      per_batch |= !heads_merge(*t, r) && !batch_merges(*t, r);
+    }
+    if (args.extra_key.defined()) {
+      for (const TensorView* t : {&args.extra_key, &args.extra_value}) {
+        per_batch |= !heads_merge(*t, 1) && !batch_merges(*t, 1);
+      }
+    }
+    const int chunk = p.head_dim < 64 ? static_cast<int>(p.head_dim) : 64;
+    const Swizzle swizzle = chunk == 64 ? Swizzle::b128 : Swizzle::b64;
+    const ElementType element = p.dtype == DType::bf16 ? ElementType::bf16 : ElementType::f16;
+    const int64_t kv_tokens = kv_tile_tokens(p.head_dim);
+
+    const DeviceGuard guard(args.query.device.index);
+    launch.stream = static_cast<cudaStream_t>(options.stream);
+    launch.grid = dim3(static_cast<unsigned>(q_tiles), static_cast<unsigned>(p.heads),
+                       per_batch ? 1u : static_cast<unsigned>(p.batch));
+    const int64_t launches = per_batch ? p.batch : 1;
+    for (int64_t b = 0; b < launches; ++b) {
+      auto request = [&](const TensorView& t, int rank, const int64_t* box, bool dilated) {
+        MapRequest m;
+        m.tensor = &t;
+        m.rank = rank;
+        m.chunk = chunk;
+        m.swizzle = swizzle;
+        for (int a = 0; a < 3; ++a) {
+          m.box[a] = box[a];
+          m.dilation[a] = dilated && a < r ? p.params.axis[a].dilation : 1;
+        }
+        m.per_batch = per_batch;
+        m.batch = b;
+        return m;
+      };
+      int64_t q_box[3] = {1, 1, 1}, kv_box[3] = {1, 1, 1};
+      for (int a = 0; a < r; ++a) {
+        q_box[a] = tiles.q_tile[a];
+        kv_box[a] = tiles.kv_tile[a];
+      }
+      q_box[0] >>= params.q_split_log2;
+      kv_box[0] >>= params.kv_split_log2;
+      // Keys and values share their coordinates (cannot_run_tensors checked
+      // that their layouts agree).
+      MapCoords unused;
+      launch.maps.q = encode_map(request(args.query, r, q_box, true), &params.q_coords);
+      launch.maps.k = encode_map(request(args.key, r, kv_box, true), &params.kv_coords);
+      launch.maps.v = encode_map(request(args.value, r, kv_box, true), &unused);
+      if (args.extra_key.defined()) {
+        const int64_t extra_box[3] = {kv_tokens, 1, 1};
+        launch.maps.extra_k =
+            encode_map(request(args.extra_key, 1, extra_box, false), &params.extra_coords);
+        launch.maps.extra_v = encode_map(request(args.extra_value, 1, extra_box, false), &unused);
+      }
+      const int64_t batch_offset = per_batch ? b : 0;
+      params.out = static_cast<char*>(o.data) + batch_offset * o.stride[0] * 2;
+      params.lse = args.lse.defined()
+                       ? static_cast<float*>(args.lse.data) + batch_offset * args.lse.stride[0]
+                       : nullptr;
+      launch_forward(element, static_cast<int>(p.head_dim), launch);
+    }
+  }
+
+  void backward(const Problem&, const BackwardArgs&, const Options&) const override {
+    detail::fail_unsupported("sm90", "the sm90 backend has no backward pass");
+  }
+};
+
+}  // namespace
+}  // namespace gna::sm90
+
+namespace gna::detail {
+const Backend* sm90_backend() {
+  static const sm90::Sm90Backend backend;
+  return &backend;
+}
+}  // namespace gna::detail

@@ -1,0 +1,388 @@
+// Fused neighborhood-attention forward for Hopper (sm_90a).
+//
+// One CTA owns one query tile (128 tokens: a box of the token grid inside one
+// dilation group) of one (batch, head), and walks only the KV tiles its
+// neighborhood needs (tile_map.cuh), then the additional-KV tiles.
+//
+//   warpgroup 0  producer: one thread issues TMA loads of Q once, then K and V
+//                tiles into a ring of shared-memory stages
+//   warpgroups 1, 2  consumers: 64 query rows each; S = Q K^T (wgmma, both
+//                operands in shared memory), element mask only on KV tiles
+//                that need it, online softmax in registers, O += P V (wgmma,
+//                P from registers)
+//
+// Barriers, named for what they guard:
+//   q_full[0]       Q tile landed
+//   k_full[s]       K of stage s landed       v_full[s]  V of stage s landed
+//   kv_free[s]      all eight consumer warps are done reading stage s
+//
+// Shared memory tiles are rows of kChunk elements (64, or 32 for D = 32) in
+// the swizzle TMA writes and wgmma reads; a head dim wider than a row is
+// split into column chunks stored one after another, each holding all rows.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "cuda/sm90/config.hpp"
+#include "cuda/sm90/gmma.cuh"
+#include "cuda/sm90/launch.hpp"
+#include "cuda/sm90/params.hpp"
+#include "cuda/sm90/ptx.cuh"
+#include "cuda/sm90/tile_map.cuh"
+
+namespace gna::sm90 {
+
+template <class Config>
+struct Smem {
+  uint8_t* base;
+  __device__ uint8_t* q() const { return base; }
+  __device__ uint8_t* k(int s) const { return base + Config::kKOffset + s * Config::kKvBytes; }
+  __device__ uint8_t* v(int s) const { return base + Config::kVOffset + s * Config::kKvBytes; }
+  __device__ uint64_t* bar(int i) const {
+    return reinterpret_cast<uint64_t*>(base + Config::kBarrierOffset) + i;
+  }
+  __device__ uint64_t* q_full() const { return bar(0); }
+  __device__ uint64_t* k_full(int s) const { return bar(1 + s); }
+  __device__ uint64_t* v_full(int s) const { return bar(1 + Config::kStages + s); }
+  __device__ uint64_t* kv_free(int s) const { return bar(1 + 2 * Config::kStages + s); }
+};
+
+// The KV tile of iteration `it`: neighborhood tiles first, then additional KV.
+struct KvStep {
+  bool extra;
+  int32_t origin[3];  // in-group origin (neighborhood tiles)
+  int32_t first;      // first additional token (extra tiles)
+};
+
+template <class Config>
+__device__ __forceinline__ KvStep kv_step(const ForwardParams& p, const KvPlan& plan, int32_t it) {
+  KvStep step;
+  step.extra = it >= plan.total;
+  step.first = (it - plan.total) * Config::kBlockN;
+  if (!step.extra) kv_origin(p, plan, it, step.origin);
+  return step;
+}
+
+// ---- producer -------------------------------------------------------------------
+
+// Loads a tile of `rows` tokens whose axis-0 extent is `extent0` (in-group
+// positions), as 1 << split_log2 boxes along axis 0 times the head-dim chunks.
+template <class Config>
+__device__ void load_box(const CUtensorMap* map, const MapCoords& mc, uint64_t* bar, uint8_t* dst,
+                         int rows, int32_t extent0, int32_t dilation0, int32_t split_log2,
+                         int32_t x0, int32_t x1, int32_t x2, int32_t head, int32_t batch) {
+  const int32_t box_rows = rows >> split_log2;
+  const int32_t box_step = (extent0 >> split_log2) * dilation0;
+  for (int32_t b = 0; b < (1 << split_log2); ++b) {
+#pragma unroll
+    for (int c = 0; c < Config::kChunks; ++c) {
+      tma_load_5d(map, bar, dst + (c * rows + b * box_rows) * Config::kRowBytes,
+                  c * Config::kChunk + head * mc.head_in_c0, x2, x1,
+                  x0 + b * box_step + batch * mc.batch_in_c3,
+                  head * mc.head_in_c4 + batch * mc.batch_in_c4);
+    }
+  }
+}
+
+// Absolute coordinate of in-group position `pos` of group `group` on an axis.
+__device__ __forceinline__ int32_t absolute(const AxisGeometry& g, int32_t group, int32_t pos) {
+  return group + g.dilation * pos;
+}
+
+template <class Config>
+__device__ void produce(const ForwardParams& p, const TensorMaps& maps, const Smem<Config>& smem,
+                        const QueryTile& tile, const KvPlan& plan, int32_t iterations,
+                        int32_t head, int32_t batch) {
+  const int32_t kv_head = head / p.group;
+  mbar_arrive_expect_tx(smem.q_full(), Config::kQBytes);
+  load_box<Config>(&maps.q, p.q_coords, smem.q_full(), smem.q(), Config::kBlockM,
+                   1 << p.axis[0].q_log2, p.axis[0].dilation, p.q_split_log2,
+                   absolute(p.axis[0], tile.group[0], tile.first[0]),
+                   absolute(p.axis[1], tile.group[1], tile.first[1]),
+                   absolute(p.axis[2], tile.group[2], tile.first[2]), head, batch);
+  for (int32_t it = 0; it < iterations; ++it) {
+    const int s = it % Config::kStages;
+    if (it >= Config::kStages) mbar_wait(smem.kv_free(s), ((it / Config::kStages) - 1) & 1);
+    const KvStep step = kv_step<Config>(p, plan, it);
+    int32_t x[3];
+    const CUtensorMap *k_map = &maps.k, *v_map = &maps.v;
+    const MapCoords* mc = &p.kv_coords;
+    int32_t extent0 = 1 << p.axis[0].kv_log2, dilation0 = p.axis[0].dilation;
+    int32_t split_log2 = p.kv_split_log2;
+    if (step.extra) {
+      extent0 = Config::kBlockN;
+      dilation0 = 1;
+      split_log2 = 0;
+      // Additional KV is a [B, Nx, Hkv, D] tensor: a rank-1 grid on axis 0.
+      x[0] = step.first;
+      x[1] = x[2] = 0;
+      k_map = &maps.extra_k;
+      v_map = &maps.extra_v;
+      mc = &p.extra_coords;
+    } else {
+#pragma unroll
+      for (int a = 0; a < 3; ++a) x[a] = absolute(p.axis[a], tile.group[a], step.origin[a]);
+    }
+    mbar_arrive_expect_tx(smem.k_full(s), Config::kKvBytes);
+    load_box<Config>(k_map, *mc, smem.k_full(s), smem.k(s), Config::kBlockN, extent0, dilation0,
+                     split_log2, x[0], x[1], x[2], kv_head, batch);
+    mbar_arrive_expect_tx(smem.v_full(s), Config::kKvBytes);
+    load_box<Config>(v_map, *mc, smem.v_full(s), smem.v(s), Config::kBlockN, extent0, dilation0,
+                     split_log2, x[0], x[1], x[2], kv_head, batch);
+  }
+}
+
+// ---- consumers --------------------------------------------------------------------
+
+// One thread's two query rows: their windows per axis and whether they exist.
+struct RowWindows {
+  int32_t lo[2][3], hi[2][3];
+  int32_t pos[2][3];  // in-group position (may lie past the group: not stored)
+  bool valid[2];
+};
+
+__device__ __forceinline__ RowWindows row_windows(const ForwardParams& p, const QueryTile& t,
+                                                  const int (&rows)[2]) {
+  RowWindows w;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    w.valid[i] = true;
+    int shift = 0;
+#pragma unroll
+    for (int a = 2; a >= 0; --a) {
+      const AxisGeometry& g = p.axis[a];
+      const int32_t pos = t.first[a] + ((rows[i] >> shift) & ((1 << g.q_log2) - 1));
+      shift += g.q_log2;
+      w.pos[i][a] = pos;
+      w.valid[i] = w.valid[i] && pos < t.length[a];
+      // Rows past the group compute a real window (not stored) so that no
+      // row ever sees nothing.
+      const window::Range r =
+          window::key_range(window_axis(g), min(pos, t.length[a] - 1), t.length[a]);
+      w.lo[i][a] = static_cast<int32_t>(r.lo);
+      w.hi[i][a] = static_cast<int32_t>(r.hi);
+    }
+  }
+  return w;
+}
+
+// Sets scores of keys a row does not see to -inf. Column c of the S tile is
+// key (c >> shifts) of the KV box; only called on tiles that need it.
+template <class Config>
+__device__ __forceinline__ void apply_mask(const ForwardParams& p, const KvStep& step,
+                                           const RowWindows& w, int lane,
+                                           float (&s)[Config::kBlockN / 2]) {
+#pragma unroll
+  for (int j = 0; j < Config::kBlockN / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int col = 8 * j + 2 * (lane % 4) + e;
+      bool seen[2];
+      if (step.extra) {
+        seen[0] = seen[1] = step.first + col < p.extra_kv;
+      } else {
+        seen[0] = seen[1] = true;
+        int shift = 0;
+#pragma unroll
+        for (int a = 2; a >= 0; --a) {
+          const int32_t key = step.origin[a] + ((col >> shift) & ((1 << p.axis[a].kv_log2) - 1));
+          shift += p.axis[a].kv_log2;
+#pragma unroll
+          for (int i = 0; i < 2; ++i) seen[i] = seen[i] && w.lo[i][a] <= key && key <= w.hi[i][a];
+        }
+      }
+      if (!seen[0]) s[4 * j + e] = -INFINITY;
+      if (!seen[1]) s[4 * j + 2 + e] = -INFINITY;
+    }
+  }
+}
+
+// Maximum over the four threads that share a row (lanes differing in bits 0-1).
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+template <class Config>
+__device__ void consume(const ForwardParams& p, const Smem<Config>& smem, const QueryTile& tile,
+                        const KvPlan& plan, int32_t iterations, int consumer, int32_t head,
+                        int32_t batch) {
+  using Element = typename Config::Element;
+  constexpr int kN = Config::kBlockN, kD = Config::kHeadDim;
+  const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
+  const int rows[2] = {consumer * 64 + warp * 16 + lane / 4, consumer * 64 + warp * 16 + lane / 4 + 8};
+  const RowWindows win = row_windows(p, tile, rows);
+
+  float o[kD / 2];
+#pragma unroll
+  for (int i = 0; i < kD / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.0f, 0.0f};
+
+  const uint32_t q_base = smem_addr(smem.q()) + consumer * 64 * Config::kRowBytes;
+  mbar_wait(smem.q_full(), 0);
+
+  for (int32_t it = 0; it < iterations; ++it) {
+    const int s = it % Config::kStages;
+    const uint32_t parity = (it / Config::kStages) & 1;
+    const KvStep step = kv_step<Config>(p, plan, it);
+
+    // S = Q K^T over the head dim, 16 columns per instruction.
+    float sc[kN / 2];
+    const uint32_t k_base = smem_addr(smem.k(s));
+    mbar_wait(smem.k_full(s), parity);
+    fence_registers(sc);
+    gmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int chunk = kk * 16 / Config::kChunk, col_bytes = (kk * 16 % Config::kChunk) * 2;
+      const uint64_t da = make_desc(q_base + chunk * Config::kBlockM * Config::kRowBytes + col_bytes,
+                                    16, 8 * Config::kRowBytes, Config::kSwizzle);
+      const uint64_t db = make_desc(k_base + chunk * kN * Config::kRowBytes + col_bytes, 16,
+                                    8 * Config::kRowBytes, Config::kSwizzle);
+      gmma_ss<Element, kN>(da, db, sc, kk > 0);
+    }
+    gmma_commit();
+    gmma_wait<0>();
+    fence_registers(sc);
+
+    const bool full = !step.extra && kv_tile_is_full(p, tile, step.origin);
+    if (!full) apply_mask<Config>(p, step, win, lane, sc);
+
+    // Online softmax: new running max per row, rescale what O holds so far.
+    float scale_o[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      float m = row_max[i];
+#pragma unroll
+      for (int j = 0; j < kN / 8; ++j) m = fmaxf(m, fmaxf(sc[4 * j + 2 * i], sc[4 * j + 2 * i + 1]));
+      m = quad_max(m);
+      // A row that has seen nothing yet keeps max -inf; subtract 0 instead
+      // so that exp2 gives 0 rather than NaN.
+      const float base = m == -INFINITY ? 0.0f : m * p.scale_log2;
+      scale_o[i] = exp2f(row_max[i] * p.scale_log2 - base);
+      row_max[i] = m;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& x = sc[4 * j + 2 * i + e];
+          x = exp2f(x * p.scale_log2 - base);
+          sum += x;
+        }
+      }
+      row_sum[i] = row_sum[i] * scale_o[i] + sum;
+    }
+#pragma unroll
+    for (int j = 0; j < kD / 8; ++j) {
+      o[4 * j + 0] *= scale_o[0];
+      o[4 * j + 1] *= scale_o[0];
+      o[4 * j + 2] *= scale_o[1];
+      o[4 * j + 3] *= scale_o[1];
+    }
+
+    // P in the A-fragment order of the next wgmma: k16 block b holds the
+    // score columns 16b .. 16b+15, i.e. accumulator blocks 2b and 2b+1.
+    uint32_t pa[kN / 16][4];
+#pragma unroll
+    for (int b = 0; b < kN / 16; ++b) {
+      pa[b][0] = pack2<Element>(sc[8 * b + 0], sc[8 * b + 1]);
+      pa[b][1] = pack2<Element>(sc[8 * b + 2], sc[8 * b + 3]);
+      pa[b][2] = pack2<Element>(sc[8 * b + 4], sc[8 * b + 5]);
+      pa[b][3] = pack2<Element>(sc[8 * b + 6], sc[8 * b + 7]);
+    }
+
+    // O += P V over the KV tile, 16 keys per instruction. V's rows are keys,
+    // its head dim is contiguous: an MN-major operand.
+    const uint32_t v_base = smem_addr(smem.v(s));
+    mbar_wait(smem.v_full(s), parity);
+    fence_registers(o);
+    gmma_fence();
+#pragma unroll
+    for (int b = 0; b < kN / 16; ++b) {
+      const uint64_t db = make_desc(v_base + b * 16 * Config::kRowBytes, kN * Config::kRowBytes,
+                                    8 * Config::kRowBytes, Config::kSwizzle);
+      gmma_rs<Element, kD>(pa[b], db, o);
+    }
+    gmma_commit();
+    gmma_wait<0>();
+    fence_registers(o);
+    // This warp no longer reads stage s (each warp waited for its own share
+    // of the warpgroup's wgmma).
+    if (lane == 0) mbar_arrive(smem.kv_free(s));
+  }
+
+  // Epilogue: normalize, write O and LSE of the rows that exist.
+  Element* out = static_cast<Element*>(p.out);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float sum = quad_sum(row_sum[i]);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    if (!win.valid[i]) continue;
+    int64_t row = batch * p.out_stride[0] + head * p.out_stride[4];
+    int64_t lse_row = batch * p.lse_stride[0] + head * p.lse_stride[4];
+#pragma unroll
+    for (int a = 0; a < 3; ++a) {
+      const int64_t x = absolute(p.axis[a], tile.group[a], win.pos[i][a]);
+      row += x * p.out_stride[1 + a];
+      lse_row += x * p.lse_stride[1 + a];
+    }
+#pragma unroll
+    for (int j = 0; j < kD / 8; ++j) {
+      const int col = 8 * j + 2 * (lane % 4);
+      *reinterpret_cast<uint32_t*>(out + row + col) =
+          pack2<Element>(o[4 * j + 2 * i] * inv, o[4 * j + 2 * i + 1] * inv);
+    }
+    if (p.lse != nullptr && lane % 4 == 0) {
+      // Natural log of the softmax denominator of the scaled scores.
+      p.lse[lse_row] = (row_max[i] * p.scale_log2 + __log2f(sum)) * 0.69314718055994531f;
+    }
+  }
+}
+
+template <class Config>
+__global__ void __launch_bounds__(Config::kThreads, 1)
+    forward_kernel(const __grid_constant__ ForwardParams p, const __grid_constant__ TensorMaps maps) {
+  extern __shared__ uint8_t smem_raw[];
+  const Smem<Config> smem{reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023))};
+  const int warpgroup = threadIdx.x / 128;
+  const int32_t head = blockIdx.y, batch = blockIdx.z;
+
+  const QueryTile tile = query_tile(p, blockIdx.x);
+  const KvPlan plan = kv_plan(p, tile);
+  const int32_t iterations = plan.total + (p.extra_kv + Config::kBlockN - 1) / Config::kBlockN;
+
+  if (threadIdx.x == 0) {
+    mbar_init(smem.q_full(), 1);
+    for (int s = 0; s < Config::kStages; ++s) {
+      mbar_init(smem.k_full(s), 1);
+      mbar_init(smem.v_full(s), 1);
+      mbar_init(smem.kv_free(s), 8);  // one arrival per consumer warp
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    registers_release<40>();
+    if (threadIdx.x == 0) {
+      produce<Config>(p, maps, smem, tile, plan, iterations, head, batch);
+    }
+  } else {
+    registers_claim<232>();
+    consume<Config>(p, smem, tile, plan, iterations, warpgroup - 1, head, batch);
+  }
+}
+
+}  // namespace gna::sm90

@@ -1,0 +1,58 @@
+// Parameters of the fused Hopper forward kernel, filled on the host
+// (launch.cu) and read on the device. Plain data only.
+#pragma once
+
+#include <cstdint>
+
+namespace gna::sm90 {
+
+// Tiles are boxes with power-of-two extents per axis, so that the kernel
+// maps a row or column of a tile to token offsets with shifts.
+struct AxisGeometry {
+  int32_t length = 1;     // n
+  int32_t kernel = 1;     // k
+  int32_t stride = 1;     // s
+  int32_t dilation = 1;   // d
+  int32_t causal = 0;
+  int32_t q_log2 = 0;     // query tile extent is 1 << q_log2
+  int32_t kv_log2 = 0;    // KV tile extent is 1 << kv_log2
+  // Query tiles along this axis, over all dilation groups: the first
+  // `big_groups` groups hold ceil(n/d) tokens and `tiles_big` tiles each,
+  // the others floor(n/d) tokens and `tiles_small` tiles.
+  int32_t big_groups = 0;
+  int32_t tiles_big = 1;
+  int32_t tiles_small = 1;
+  int32_t tiles = 1;
+};
+
+// How a (head, batch) pair enters a tensor map's coordinates: the maps merge
+// heads into the head-dim axis or batch into the outermost spatial axis when
+// the strides allow, so that one launch covers every batch with 5-D maps.
+struct MapCoords {
+  int32_t head_in_c0 = 0;   // c0 += head * head_in_c0
+  int32_t batch_in_c3 = 0;  // c3 += batch * batch_in_c3
+  int32_t head_in_c4 = 0;   // c4 = head * head_in_c4 + batch * batch_in_c4
+  int32_t batch_in_c4 = 0;
+};
+
+struct ForwardParams {
+  AxisGeometry axis[3];
+  int32_t heads = 1;
+  int32_t group = 1;        // query heads per kv head
+  int32_t extra_kv = 0;     // additional KV tokens
+  int32_t fixed_grid = 0;   // KV tiles on a grid anchored at 0 instead of window start
+  // A TMA box spans at most 256 elements per axis, dilation included; a tile
+  // longer than that on axis 0 (rows there are outermost, so contiguous in
+  // shared memory) is loaded as 1 << split_log2 boxes.
+  int32_t q_split_log2 = 0;
+  int32_t kv_split_log2 = 0;
+  float scale_log2 = 1.0f;  // softmax scale * log2(e)
+  MapCoords q_coords, kv_coords, extra_coords;
+
+  void* out = nullptr;           // [B, X0, X1, X2, H, Dv], unit stride in Dv
+  int64_t out_stride[5] = {};    // batch, x0, x1, x2, head (elements)
+  float* lse = nullptr;          // optional [B, X0, X1, X2, H]
+  int64_t lse_stride[5] = {};
+};
+
+}  // namespace gna::sm90
