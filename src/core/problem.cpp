@@ -108,8 +108,12 @@ void validate(const Problem& p) {
     }
   }
   if (p.heads < 0) fail(ErrorKind::value, "heads", p.heads, "must be >= 0");
-  if (p.kv_heads < 1) fail(ErrorKind::value, "kv_heads", p.kv_heads, "must be >= 1");
-  if (p.heads % p.kv_heads != 0) {
+  // No heads at all is an empty problem; otherwise every query head needs a
+  // key/value head to read.
+  if (p.kv_heads < (p.heads == 0 ? 0 : 1)) {
+    fail(ErrorKind::value, "kv_heads", p.kv_heads, "must be >= 1");
+  }
+  if (p.kv_heads > 0 && p.heads % p.kv_heads != 0) {
     fail(ErrorKind::value, "kv_heads", p.kv_heads,
          concat("query heads (", p.heads, ") must be a multiple of key/value heads"));
   }

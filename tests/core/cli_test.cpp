@@ -5,6 +5,9 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <unistd.h>
+
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -29,8 +32,10 @@ std::string slurp(const std::string& path) {
 
 // Runs `gna <args>` through the shell, capturing stdout and stderr apart.
 Outcome gna(const std::string& args) {
+  // ctest runs tests in parallel processes: the pid keeps their files apart.
   static int counter = 0;
-  const std::string base = ::testing::TempDir() + "gna_cli_test_" + std::to_string(++counter);
+  const std::string base = ::testing::TempDir() + "gna_cli_test_" + std::to_string(getpid()) +
+                           "_" + std::to_string(++counter);
   const std::string cmd = std::string("'") + GNA_CLI_PATH + "' " + args + " >'" + base +
                           ".out' 2>'" + base + ".err' </dev/null";
   const int raw = std::system(cmd.c_str());
@@ -88,6 +93,15 @@ struct BadArguments {
   const char* says;  // what the one line must mention
 };
 
+// Test names show the arguments ("mask_shape_13x9_window_0").
+void PrintTo(const BadArguments& b, std::ostream* os) { *os << '"' << b.args << '"'; }
+
+std::string case_name(const ::testing::TestParamInfo<BadArguments>& info) {
+  std::string name = std::to_string(info.index) + "_";
+  for (const char* c = info.param.args; *c; ++c) name += std::isalnum(static_cast<unsigned char>(*c)) ? *c : '_';
+  return name;
+}
+
 class CliBadArguments : public ::testing::TestWithParam<BadArguments> {};
 
 TEST_P(CliBadArguments, ExitWithStatus2AndOneLine) {
@@ -118,7 +132,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadArguments{"check --cases 0", "--cases"},
                       BadArguments{"check --backend turbo", "turbo"},
                       BadArguments{"bench --dtype f8", "--dtype"},
-                      BadArguments{"bench --heads 3 --kv-heads 2", "kv_heads"}));
+                      BadArguments{"bench --heads 3 --kv-heads 2", "kv_heads"}),
+    case_name);
 
 TEST(Cli, CheckPassesOnRandomCases) {
   const Outcome r = gna("check --cases 5");

@@ -1,0 +1,24 @@
+"""gna: generalized neighborhood attention (sliding-window attention over 1-D,
+2-D and 3-D token grids with per-axis window, stride, dilation and causality).
+
+Works on torch tensors (CPU or CUDA; autograd and torch.compile through the
+custom ops gna::na_forward / gna::na_backward) and on numpy arrays.
+"""
+from ._C import backend_names, cuda_device_count
+from .functional import (attention, merge_attentions, na1d, na2d, na3d,
+                         neighborhood_attention)
+
+__version__ = "0.1.0"
+__all__ = ["attention", "merge_attentions", "na1d", "na2d", "na3d",
+           "neighborhood_attention", "backend_names", "cuda_device_count"]
+
+try:
+    import torch  # noqa: F401
+except ImportError:  # numpy-only installs: no modules, no torch ops
+    pass
+else:
+    from . import _torch_ops  # noqa: F401  (registers gna::na_forward / na_backward)
+    from .modules import (NeighborhoodAttention1D, NeighborhoodAttention2D,
+                          NeighborhoodAttention3D)
+    __all__ += ["NeighborhoodAttention1D", "NeighborhoodAttention2D",
+                "NeighborhoodAttention3D"]

@@ -1,0 +1,25 @@
+"""The numpy path: plain calls of the C++ core, no autograd."""
+import numpy as np
+
+from . import _C
+
+
+def _readable(array):
+    # DLPack has no negative or non-element strides and no byte order:
+    # those layouts alone are copied.
+    if array is None:
+        return None
+    strides_ok = all(s >= 0 and s % array.itemsize == 0 for s in array.strides)
+    if strides_ok and array.dtype.isnative:
+        return array
+    return np.array(array, dtype=array.dtype.newbyteorder("="), order="C")
+
+
+def na_forward(query, key, value, additional_keys, additional_values, kernel_size, stride,
+               dilation, is_causal, scale, backend):
+    output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
+    lse = np.empty(query.shape[:-1], dtype=np.float32)
+    window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
+    _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
+               _readable(additional_keys), _readable(additional_values), window, backend, 0)
+    return output, lse

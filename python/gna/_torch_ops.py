@@ -1,0 +1,119 @@
+"""The torch.library custom ops gna::na_forward and gna::na_backward.
+
+Both are functional (they allocate what they return), so torch.compile
+treats them as opaque graph nodes: the fake implementations give it shapes,
+register_autograd ties the backward op to the forward one. Only APIs present
+since torch 2.4 are used.
+"""
+import contextlib
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from . import _C
+
+
+def _runtime(t: Tensor):
+    """Device context and stream handle for a call of the C++ core on t's device."""
+    if t.device.type == "cuda":
+        # DLPack export of a CUDA tensor requires its device to be current.
+        return torch.cuda.device(t.device), torch.cuda.current_stream(t.device).cuda_stream
+    return contextlib.nullcontext(), 0
+
+
+def _readable(t: Optional[Tensor]) -> Optional[Tensor]:
+    # DLPack refuses tensors that require grad; detach() shares the memory.
+    return None if t is None else t.detach()
+
+
+@torch.library.custom_op("gna::na_forward", mutates_args=())
+def na_forward(query: Tensor, key: Tensor, value: Tensor,
+               additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
+               kernel_size: List[int], stride: List[int], dilation: List[int],
+               is_causal: List[bool], scale: Optional[float],
+               backend: str) -> Tuple[Tensor, Tensor]:
+    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
+    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
+    window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
+    device, stream = _runtime(query)
+    with device:
+        _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
+                   _readable(additional_keys), _readable(additional_values), window,
+                   backend, stream)
+    return output, lse
+
+
+@na_forward.register_fake
+def _(query, key, value, additional_keys, additional_values, kernel_size, stride,
+      dilation, is_causal, scale, backend):
+    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
+    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
+    return output, lse
+
+
+def _no_tensor(like: Tensor) -> Tensor:
+    # Ops cannot return None: "no additional KV" has an empty gradient.
+    return like.new_empty((0,))
+
+
+@torch.library.custom_op("gna::na_backward", mutates_args=())
+def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tensor,
+                value: Tensor, output: Tensor, lse: Tensor,
+                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
+                kernel_size: List[int], stride: List[int], dilation: List[int],
+                is_causal: List[bool], scale: Optional[float],
+                backend: str) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    grad_query = query.new_empty(query.shape)
+    grad_key = key.new_empty(key.shape)
+    grad_value = value.new_empty(value.shape)
+    has_extra = additional_keys is not None
+    grad_xk = additional_keys.new_empty(additional_keys.shape) if has_extra else None
+    grad_xv = additional_values.new_empty(additional_values.shape) if has_extra else None
+    window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
+    device, stream = _runtime(query)
+    with device:
+        _C.backward(_readable(query), _readable(key), _readable(value), _readable(output),
+                    _readable(lse), _readable(grad_output), _readable(grad_lse),
+                    _readable(additional_keys), _readable(additional_values),
+                    grad_query, grad_key, grad_value, grad_xk, grad_xv, window, backend, stream)
+    if not has_extra:
+        grad_xk, grad_xv = _no_tensor(query), _no_tensor(query)
+    return grad_query, grad_key, grad_value, grad_xk, grad_xv
+
+
+@na_backward.register_fake
+def _(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
+      additional_values, kernel_size, stride, dilation, is_causal, scale, backend):
+    has_extra = additional_keys is not None
+    return (query.new_empty(query.shape), key.new_empty(key.shape),
+            value.new_empty(value.shape),
+            additional_keys.new_empty(additional_keys.shape) if has_extra else _no_tensor(query),
+            additional_values.new_empty(additional_values.shape) if has_extra
+            else _no_tensor(query))
+
+
+def _setup_context(ctx, inputs, output):
+    query, key, value, additional_keys, additional_values = inputs[:5]
+    out, lse = output
+    ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
+    ctx.window = inputs[5:]  # kernel_size, stride, dilation, is_causal, scale, backend
+    ctx.has_extra = additional_keys is not None
+
+
+def _backward(ctx, grad_output, grad_lse):
+    query, key, value, out, lse, additional_keys, additional_values = ctx.saved_tensors
+    # Unused outputs may come without a gradient.
+    if grad_output is None:
+        grad_output = torch.zeros_like(out)
+    if grad_lse is None:
+        grad_lse = torch.zeros_like(lse)
+    dq, dk, dv, dxk, dxv = torch.ops.gna.na_backward(
+        grad_output, grad_lse, query, key, value, out, lse, additional_keys,
+        additional_values, *ctx.window)
+    if not ctx.has_extra:
+        dxk = dxv = None
+    return dq, dk, dv, dxk, dxv, None, None, None, None, None, None
+
+
+na_forward.register_autograd(_backward, setup_context=_setup_context)

@@ -1,0 +1,144 @@
+"""Functional API, heads-last layout [batch, *spatial, heads, head_dim].
+
+Argument names and meanings follow NATTEN. Torch tensors go through the
+custom ops of _torch_ops (autograd, torch.compile); numpy arrays through a
+direct call of the C++ core.
+"""
+from . import _arguments as args
+from . import _numpy_ops
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def _forward_op(framework):
+    if framework == "numpy":
+        return _numpy_ops.na_forward
+    return torch.ops.gna.na_forward
+
+
+def neighborhood_attention(query, key, value, kernel_size, stride=1, dilation=1,
+                           is_causal=False, scale=None, additional_keys=None,
+                           additional_values=None, return_lse=False, backend=None):
+    """Generalized neighborhood attention of any spatial rank (from query.ndim - 3).
+
+    Returns the output [batch, *spatial, heads, head_dim_v] in the input's type,
+    dtype and device, and with return_lse=True also the log-sum-exp of the scaled
+    scores [batch, *spatial, heads] in float32.
+    """
+    args.framework_of(query, "query")
+    rank = query.ndim - 3
+    if not 1 <= rank <= 3:
+        raise TypeError(f"query.ndim = {query.ndim}: expected 4, 5 or 6 dimensions "
+                        "[batch, X0, (X1, (X2)), heads, head_dim]")
+    return _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, scale,
+                   additional_keys, additional_values, return_lse, backend)
+
+
+def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal,
+            scale, additional_keys, additional_values, return_lse, backend):
+    framework = args.check_tensors(
+        {"query": query, "key": key, "value": value, "additional_keys": additional_keys,
+         "additional_values": additional_values}, rank)
+    window = (args.per_axis(kernel_size, rank, "kernel_size"),
+              args.per_axis(stride, rank, "stride"),
+              args.per_axis(dilation, rank, "dilation"),
+              args.per_axis(is_causal, rank, "is_causal", is_flag=True),
+              args.optional_scale(scale))
+    return_lse = args.flag(return_lse, "return_lse")
+    output, lse = _forward_op(framework)(query, key, value, additional_keys,
+                                         additional_values, *window, args.backend_name(backend))
+    return (output, lse) if return_lse else output
+
+
+def na1d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
+         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+    """1-D neighborhood attention over [batch, X0, heads, head_dim].
+
+    key [batch, X0, kv_heads, head_dim] and value [batch, X0, kv_heads, head_dim_v]
+    with heads % kv_heads == 0. kernel_size, stride, dilation: int (or 1-tuple);
+    is_causal: bool. scale defaults to head_dim ** -0.5. additional_keys/values
+    [batch, tokens, kv_heads, head_dim(_v)] are attended by every query. backend:
+    None (auto) or a name from gna.backend_names(). Returns the output
+    [batch, X0, heads, head_dim_v], and the float32 LSE [batch, X0, heads] too
+    when return_lse=True.
+    """
+    return _attend(1, query, key, value, kernel_size, stride, dilation, is_causal, scale,
+                   additional_keys, additional_values, return_lse, backend)
+
+
+def na2d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
+         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+    """2-D neighborhood attention over [batch, X0, X1, heads, head_dim].
+
+    Per-axis arguments (kernel_size, stride, dilation, is_causal) take one value
+    for both axes or a 2-tuple; everything else as in na1d.
+    """
+    return _attend(2, query, key, value, kernel_size, stride, dilation, is_causal, scale,
+                   additional_keys, additional_values, return_lse, backend)
+
+
+def na3d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
+         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+    """3-D neighborhood attention over [batch, X0, X1, X2, heads, head_dim].
+
+    Per-axis arguments take one value for all axes or a 3-tuple, e.g.
+    kernel_size=(1, 7, 7) is per-frame 2-D attention in a video; everything
+    else as in na1d.
+    """
+    return _attend(3, query, key, value, kernel_size, stride, dilation, is_causal, scale,
+                   additional_keys, additional_values, return_lse, backend)
+
+
+def attention(query, key, value, is_causal=False, scale=None, return_lse=False,
+              backend=None):
+    """Dense self attention over token sequences [batch, tokens, heads, head_dim].
+
+    A 1-D neighborhood as large as the sequence is exactly self attention (and
+    causal attention with is_causal=True), so one kernel serves both.
+    """
+    args.framework_of(query, "query")
+    if query.ndim != 4:
+        raise TypeError(f"query.ndim = {query.ndim}: expected 4 dimensions "
+                        "[batch, tokens, heads, head_dim]")
+    # An empty sequence runs nothing; its window only needs to be valid.
+    tokens = max(int(query.shape[1]), 1)
+    return _attend(1, query, key, value, tokens, 1, 1, is_causal, scale, None, None,
+                   return_lse, backend)
+
+
+def merge_attentions(outputs, lses):
+    """Merges attention outputs over disjoint key sets into one softmax.
+
+    outputs: sequence of [batch, *spatial, heads, head_dim_v] tensors, lses: the
+    matching [batch, *spatial, heads] log-sum-exps. Returns (output, lse): the
+    output in the dtype of outputs[0], the lse in float32 (float64 for float64
+    inputs). Plain torch ops, so differentiable with respect to both inputs.
+    """
+    if torch is None:
+        raise TypeError("merge_attentions needs torch")
+    for name, parts in (("outputs", outputs), ("lses", lses)):
+        if not isinstance(parts, (list, tuple)):
+            raise TypeError(f"{name} must be a list or tuple of torch.Tensor, "
+                            f"got {type(parts).__name__}")
+    if len(outputs) != len(lses) or not outputs:
+        raise ValueError(f"outputs has {len(outputs)} entries and lses {len(lses)}: "
+                         "expected the same number, at least one")
+    for i, (out, lse) in enumerate(zip(outputs, lses)):
+        for name, t in ((f"outputs[{i}]", out), (f"lses[{i}]", lse)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if out.shape != outputs[0].shape or lse.shape != out.shape[:-1]:
+            raise ValueError(f"outputs[{i}].shape = {tuple(out.shape)}, lses[{i}].shape = "
+                             f"{tuple(lse.shape)}: expected outputs of one shape [..., D] "
+                             "and lses of that shape without D")
+    compute = torch.promote_types(outputs[0].dtype, torch.float32)
+    stacked = torch.stack([lse.to(compute) for lse in lses])
+    lse = torch.logsumexp(stacked, dim=0)
+    # A query that saw no key in any part has lse -inf: weight it 0, not NaN.
+    finite = torch.where(torch.isinf(lse), torch.zeros_like(lse), lse)
+    weights = torch.exp(stacked - finite).unsqueeze(-1)
+    merged = sum(w * out.to(compute) for w, out in zip(weights.unbind(0), outputs))
+    return merged.to(outputs[0].dtype), lse

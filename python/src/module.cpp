@@ -1,0 +1,178 @@
+// gna._C: the entry points of the C++ library for Python. Callers allocate
+// every output (torch or numpy, on the tensors' device) and pass the CUDA
+// stream to run on, so nothing here knows about any framework.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gna/gna.hpp"
+#include "tensor_view.hpp"
+
+namespace nb = nanobind;
+
+namespace gna::python {
+namespace {
+
+struct Window {
+  std::vector<int64_t> kernel_size, stride, dilation;
+  std::vector<bool> is_causal;
+  std::optional<double> scale;
+};
+
+Params params_of(const Window& w) {
+  const size_t rank = w.kernel_size.size();
+  if (rank < 1 || rank > static_cast<size_t>(kMaxSpatialRank)) {
+    throw Error(ErrorKind::value, "kernel_size",
+                "kernel_size has " + std::to_string(rank) + " entries: expected 1, 2 or 3");
+  }
+  auto check_length = [&](size_t n, const char* name) {
+    if (n != rank) {
+      throw Error(ErrorKind::value, name,
+                  std::string(name) + " has " + std::to_string(n) + " entries, kernel_size " +
+                      std::to_string(rank));
+    }
+  };
+  check_length(w.stride.size(), "stride");
+  check_length(w.dilation.size(), "dilation");
+  check_length(w.is_causal.size(), "is_causal");
+  Params p;
+  p.rank = static_cast<int>(rank);
+  for (size_t a = 0; a < rank; ++a) {
+    p.axis[a] = AxisParams{w.kernel_size[a], w.stride[a], w.dilation[a], w.is_causal[a]};
+  }
+  p.scale = w.scale;
+  return p;
+}
+
+Options options_of(const std::string& backend, uintptr_t stream) {
+  Options o;
+  o.backend = backend;
+  o.stream = reinterpret_cast<void*>(stream);
+  return o;
+}
+
+std::string forward(const InArray& query, const InArray& key, const InArray& value,
+                    const OutArray& output, const OutArray& lse,
+                    const InArray& additional_keys, const InArray& additional_values,
+                    const Window& window, const std::string& backend, uintptr_t stream) {
+  ForwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  args.extra_key = view_of(additional_keys, "additional_keys");
+  args.extra_value = view_of(additional_values, "additional_values");
+  const Params params = params_of(window);
+  const Options options = options_of(backend, stream);
+  // The views keep no Python object alive themselves; the caller's
+  // arguments do, so the work can run without the GIL.
+  nb::gil_scoped_release no_gil;
+  return gna::forward(params, args, options);
+}
+
+std::string backward(const InArray& query, const InArray& key, const InArray& value,
+                     const InArray& output, const InArray& lse, const InArray& grad_output,
+                     const InArray& grad_lse, const InArray& additional_keys,
+                     const InArray& additional_values, const OutArray& grad_query,
+                     const OutArray& grad_key, const OutArray& grad_value,
+                     const OutArray& grad_additional_keys,
+                     const OutArray& grad_additional_values, const Window& window,
+                     const std::string& backend, uintptr_t stream) {
+  BackwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  args.grad_output = view_of(grad_output, "grad_output");
+  args.grad_lse = view_of(grad_lse, "grad_lse");
+  args.extra_key = view_of(additional_keys, "additional_keys");
+  args.extra_value = view_of(additional_values, "additional_values");
+  args.grad_query = view_of(grad_query, "grad_query");
+  args.grad_key = view_of(grad_key, "grad_key");
+  args.grad_value = view_of(grad_value, "grad_value");
+  args.grad_extra_key = view_of(grad_additional_keys, "grad_additional_keys");
+  args.grad_extra_value = view_of(grad_additional_values, "grad_additional_values");
+  const Params params = params_of(window);
+  const Options options = options_of(backend, stream);
+  nb::gil_scoped_release no_gil;
+  return gna::backward(params, args, options);
+}
+
+// Problem-level names the C++ core reports, as the Python argument that
+// carries them, so every message names something the caller passed.
+const char* python_argument(const std::string& argument) {
+  const bool per_axis_extent = argument.rfind("extent[", 0) == 0;
+  if (argument == "heads" || argument == "head_dim" || argument == "batch" || per_axis_extent) {
+    return "query";
+  }
+  if (argument == "kv_heads") return "key";
+  if (argument == "head_dim_v") return "value";
+  return nullptr;
+}
+
+// gna::Error -> ValueError / TypeError / RuntimeError with the message kept
+// and the C++ argument name in the exception's `argument` attribute.
+void translate_error(const std::exception_ptr& error, void*) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    PyObject* type = PyExc_RuntimeError;
+    switch (e.kind()) {
+      case ErrorKind::value:
+      case ErrorKind::unsupported: type = PyExc_ValueError; break;
+      case ErrorKind::type: type = PyExc_TypeError; break;
+      case ErrorKind::runtime: type = PyExc_RuntimeError; break;
+    }
+    std::string message = e.what();
+    if (const char* name = python_argument(e.argument())) message = name + (": " + message);
+    nb::object exception = nb::handle(type)(message);
+    nb::setattr(exception, "argument", nb::str(e.argument().c_str()));
+    PyErr_SetObject(type, exception.ptr());
+  }
+}
+
+}  // namespace
+}  // namespace gna::python
+
+NB_MODULE(_C, m) {
+  using namespace gna::python;
+  m.doc() = "gna C++ core: generalized neighborhood attention on DLPack arrays";
+  nb::register_exception_translator(translate_error);
+
+  nb::class_<Window>(m, "Window",
+                     "Per-axis window parameters (lists of one entry per spatial axis)")
+      .def(nb::init<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>,
+                    std::vector<bool>, std::optional<double>>(),
+           nb::arg("kernel_size"), nb::arg("stride"), nb::arg("dilation"), nb::arg("is_causal"),
+           nb::arg("scale").none())
+      .def_ro("kernel_size", &Window::kernel_size)
+      .def_ro("stride", &Window::stride)
+      .def_ro("dilation", &Window::dilation)
+      .def_ro("is_causal", &Window::is_causal)
+      .def_ro("scale", &Window::scale);
+
+  m.def("forward", &forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
+        nb::arg("output"), nb::arg("lse").none(), nb::arg("additional_keys").none(),
+        nb::arg("additional_values").none(), nb::arg("window"), nb::arg("backend") = "auto",
+        nb::arg("stream") = 0,
+        "Writes output (and lse when given); returns the name of the backend that ran.");
+  m.def("backward", &backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
+        nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
+        nb::arg("grad_lse").none(), nb::arg("additional_keys").none(),
+        nb::arg("additional_values").none(), nb::arg("grad_query"), nb::arg("grad_key"),
+        nb::arg("grad_value"), nb::arg("grad_additional_keys").none(),
+        nb::arg("grad_additional_values").none(), nb::arg("window"),
+        nb::arg("backend") = "auto", nb::arg("stream") = 0,
+        "Writes the gradients; returns the name of the backend that ran.");
+  m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
+  m.def("cuda_device_count", &gna::cuda_device_count,
+        "CUDA devices this build can use (0 without CUDA).");
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One round of GPU work on the lent H200, with binaries built on the dev
+# machine and carried (build/bin, dist/*.whl). Writes logs and JSON to $OUT
+# (or out/ when unset). Stages run in order; each has its own time limit so
+# that a hang costs one stage, not the round.
+#   bash scripts/gpu_round.sh check tests bench python peers sanitize
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-out}"
+mkdir -p "$OUT"
+BIN=build/bin
+export PYTHONUNBUFFERED=1
+
+stage() { echo "=== $1 ($(date +%T))"; }
+
+for what in "$@"; do
+  case "$what" in
+    env)
+      stage env
+      nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/env.txt"
+      python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' | tee -a "$OUT/env.txt"
+      ;;
+    check)
+      stage "gna check sm90 + cuda-generic"
+      timeout 240 $BIN/gna check --backend sm90 --cases 150 --pass forward --seed 11 2>&1 | tee "$OUT/check_sm90.log" | tail -25
+      timeout 180 $BIN/gna check --backend cuda-generic --cases 60 --seed 12 2>&1 | tee "$OUT/check_generic.log" | tail -12
+      ;;
+    tests)
+      stage "GPU tests"
+      timeout 300 $BIN/gna_gpu_tests --gtest_brief=1 2>&1 | tee "$OUT/gpu_tests.log" | tail -40
+      ;;
+    bench)
+      stage "gna bench, the eight target cases, sm90"
+      while read -r shape window stride heads; do
+        timeout 60 $BIN/gna bench --backend sm90 --shape "$shape" --window "$window" --stride "$stride" \
+          --heads "$heads" --dim 128 --dtype f16 --json | tee -a "$OUT/bench.jsonl"
+      done <<'CASES'
+32768 2048 1 1
+32768 2048 256 1
+32768 2048 2048 1
+256x256 80x80 1x1 24
+256x256 80x80 16x16 24
+30x48x80 18x24x24 1x1x1 24
+30x48x80 18x24x24 16x8x8 24
+16x44x80 16x32x48 1x8x16 32
+CASES
+      ;;
+    python)
+      stage "python tests on CUDA"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      PYTHONPATH=/tmp/gna-site timeout 400 python3 -m pytest -q -x -rs -p no:cacheprovider tests/python 2>&1 | tee "$OUT/pytest.log" | tail -25
+      ;;
+    peers)
+      stage "peers: gna vs cuDNN vs FlexAttention"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      PYTHONPATH=/tmp/gna-site timeout 500 python3 bench/peers.py --json "$OUT/peers.json" --gna-cli $BIN/gna 2>&1 | tee "$OUT/peers.log" | tail -20
+      ;;
+    sanitize)
+      stage "compute-sanitizer"
+      timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 6 --pass forward --seed 3 2>&1 | tail -8 | tee "$OUT/sanitize_sm90.log"
+      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna_gpu_tests --gtest_filter='*Small*' --gtest_brief=1 2>&1 | tail -15 | tee "$OUT/sanitize_tests.log"
+      timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 3 --pass forward --seed 4 2>&1 | tail -6 | tee "$OUT/racecheck_sm90.log"
+      ;;
+    *) echo "unknown stage $what"; exit 2 ;;
+  esac
+done
