@@ -22,8 +22,8 @@ for what in "$@"; do
       ;;
     check)
       stage "gna check sm90 + cuda-generic"
-      timeout 240 $BIN/gna check --backend sm90 --cases 150 --pass forward --seed 11 2>&1 | tee "$OUT/check_sm90.log" | tail -25
-      timeout 180 $BIN/gna check --backend cuda-generic --cases 60 --seed 12 2>&1 | tee "$OUT/check_generic.log" | tail -12
+      timeout 240 $BIN/gna check --backend sm90 --cases 100 --pass forward --seed 11 2>&1 | tee "$OUT/check_sm90.log" | tail -25
+      timeout 180 $BIN/gna check --backend cuda-generic --cases 40 --seed 12 2>&1 | tee "$OUT/check_generic.log" | tail -12
       ;;
     tests)
       stage "GPU tests"
