@@ -45,6 +45,22 @@ for what in "$@"; do
 16x44x80 16x32x48 1x8x16 32
 CASES
       ;;
+    sweep)
+      stage "tile sweep: the simulator's best configurations, timed"
+      while read -r shape window stride heads; do
+        timeout 120 $BIN/gna bench --sweep "${SWEEP_TOP:-32}" --iters 3 --shape "$shape" --window "$window" \
+          --stride "$stride" --heads "$heads" --dim 128 --dtype f16 --json | tee -a "$OUT/sweep.jsonl" | cut -c1-300
+      done <<'CASES'
+32768 2048 1 1
+32768 2048 256 1
+32768 2048 2048 1
+256x256 80x80 1x1 24
+256x256 80x80 16x16 24
+30x48x80 18x24x24 1x1x1 24
+30x48x80 18x24x24 16x8x8 24
+16x44x80 16x32x48 1x8x16 32
+CASES
+      ;;
     python)
       stage "python tests on CUDA"
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
@@ -53,7 +69,7 @@ CASES
     peers)
       stage "peers: gna vs cuDNN vs FlexAttention"
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
-      PYTHONPATH=/tmp/gna-site timeout 500 python3 bench/peers.py --json "$OUT/peers.json" --gna-cli $BIN/gna 2>&1 | tee "$OUT/peers.log" | tail -20
+      PYTHONPATH=/tmp/gna-site timeout 500 python3 bench/peers.py --overhead ${PEERS_ARGS:-} --json "$OUT/peers.json" --gna-cli $BIN/gna 2>&1 | tee "$OUT/peers.log" | tail -20
       ;;
     sanitize)
       stage "compute-sanitizer"

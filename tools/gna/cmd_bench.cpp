@@ -12,17 +12,10 @@
 #include "gna/attention.hpp"
 #include "harness/tensors.hpp"
 #include "problem_flags.hpp"
+#include "tile_sweep.hpp"
 
 namespace gna::cli {
 namespace {
-
-DType parse_dtype(const std::string& s) {
-  if (s == "f16" || s == "float16" || s == "fp16") return DType::f16;
-  if (s == "bf16" || s == "bfloat16") return DType::bf16;
-  if (s == "f32" || s == "float32" || s == "fp32") return DType::f32;
-  if (s == "f64" || s == "float64" || s == "fp64") return DType::f64;
-  throw UsageError("--dtype must be f16, bf16, f32 or f64, got '" + s + "'");
-}
 
 Device parse_device(const std::string& s) {
   if (s == "auto") return cuda_device_count() > 0 ? Device{DeviceType::cuda, 0} : Device{};
@@ -55,9 +48,12 @@ int run_bench(int argc, char** argv) {
       {"backward", "", "time the backward pass instead of the forward"},
       {"warmup", "N", "untimed runs first"},
       {"iters", "N", "timed runs; the median is reported"},
+      {"sweep", "N", "time the sm90 kernel on the simulator's N best tile configurations"},
       {"json", "", "print the result as JSON"},
   };
   options.insert(options.end(), more.begin(), more.end());
+  const std::vector<Option> tiles = tile_options();
+  options.insert(options.end(), tiles.begin(), tiles.end());
   Command cmd("bench",
               "Time one problem. Defaults: on a GPU the 2-D case 256x256, window 80x80,\n"
               "24 heads, dim 128, f16; on the CPU 32x32, window 7x7, 4 heads, dim 32, f32.",
@@ -83,8 +79,14 @@ int run_bench(int argc, char** argv) {
   harness::Tensors tensors(p, device, harness::Layout::contiguous);
   std::mt19937_64 rng(7);
   tensors.randomize_inputs(rng);
+  if (cmd.has("sweep")) {
+    const int64_t top = cmd.integer("sweep", 0);
+    if (top < 1) throw UsageError("--sweep must be >= 1");
+    return run_tile_sweep(p, tensors, top, iters, cmd.flag("json"));
+  }
   Options run_options;
   run_options.backend = cmd.text("backend", "auto");
+  run_options.tiles = given_tiles(cmd, p.rank());
 
   // The forward runs once in any case: the backward needs its O and LSE.
   std::string used = forward(p.params, tensors.forward_args(), run_options);

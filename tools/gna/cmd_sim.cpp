@@ -17,39 +17,6 @@
 namespace gna::cli {
 namespace {
 
-std::vector<int64_t> tile_extents(const Command& cmd, const std::string& option, int rank) {
-  const std::vector<int64_t> e = parse_ints(option, cmd.text(option, ""));
-  if (static_cast<int>(e.size()) != rank) {
-    throw UsageError("--" + option + " has " + std::to_string(e.size()) +
-                     " extents but --shape has " + std::to_string(rank));
-  }
-  for (int64_t v : e) {
-    if (v < 1) throw UsageError("--" + option + ": every extent must be >= 1");
-  }
-  return e;
-}
-
-KvTiling parse_tiling(const std::string& s) {
-  if (s == "static") return KvTiling::fixed_grid;
-  if (s == "dynamic") return KvTiling::window_start;
-  throw UsageError("--kv-tiling must be static or dynamic, got '" + s + "'");
-}
-
-// The tiles the user named, if any; --q-tile and --kv-tile come together.
-std::optional<TileConfig> given_tiles(const Command& cmd, int rank) {
-  if (cmd.has("q-tile") != cmd.has("kv-tile")) {
-    throw UsageError("--q-tile and --kv-tile go together (or leave both out to let the chooser pick)");
-  }
-  if (!cmd.has("q-tile")) return std::nullopt;
-  TileConfig t;
-  t.rank = rank;
-  const auto q = tile_extents(cmd, "q-tile", rank), kv = tile_extents(cmd, "kv-tile", rank);
-  std::copy(q.begin(), q.end(), t.q_tile);
-  std::copy(kv.begin(), kv.end(), t.kv_tile);
-  t.kv_tiling = parse_tiling(cmd.text("kv-tiling", "dynamic"));
-  return t;
-}
-
 Problem sim_problem(const Command& cmd) {
   Problem p = window_problem(cmd, "", "");
   p.heads = p.kv_heads = cmd.integer("heads", 1);

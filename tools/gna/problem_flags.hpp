@@ -2,11 +2,13 @@
 // --shape 13x9 --window 5x3 --stride 2x1 --dilation 2x1 --causal 1x0.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "gna/problem.hpp"
+#include "gna/tiles.hpp"
 
 namespace gna::cli {
 
@@ -17,5 +19,17 @@ std::vector<Option> window_options();
 // axis. Other fields keep their defaults. Checks the window rules.
 Problem window_problem(const Command& cmd, const std::string& default_shape,
                        const std::string& default_window);
+
+// --q-tile, --kv-tile, --kv-tiling: an explicit tile configuration.
+std::vector<Option> tile_options();
+
+// "static" (fixed grid) or "dynamic" (window start) for --kv-tiling.
+KvTiling parse_tiling(const std::string& text);
+
+// The tiles the user named, if any; --q-tile and --kv-tile come together.
+std::optional<TileConfig> given_tiles(const Command& cmd, int rank);
+
+// f16 / bf16 / f32 / f64 (and their long names) for --dtype.
+DType parse_dtype(const std::string& text);
 
 }  // namespace gna::cli

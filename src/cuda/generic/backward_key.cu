@@ -51,6 +51,7 @@ void launch_key_pass(const BackwardParams& params, DType dtype, const float* del
                      cudaStream_t stream) {
   const Shape& s = params.shape;
   const int64_t rows = s.batch * s.tokens * s.kv_heads;
+  if (rows == 0) return;  // e.g. kv heads without query heads: no query rows
   with_kind(dtype, std::max(s.head_dim, s.head_dim_v), [&](auto kind) {
     using K = decltype(kind);
     key_pass_kernel<typename K::Elem, K::kPerLane>

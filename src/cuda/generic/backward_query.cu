@@ -57,6 +57,7 @@ void launch_query_pass(const BackwardParams& params, DType dtype, float* delta,
                        cudaStream_t stream) {
   const Shape& s = params.shape;
   const int64_t rows = s.batch * s.tokens * s.heads;
+  if (rows == 0) return;  // e.g. kv heads without query heads: no query rows
   with_kind(dtype, std::max(s.head_dim, s.head_dim_v), [&](auto kind) {
     using K = decltype(kind);
     query_pass_kernel<typename K::Elem, K::kPerLane>

@@ -3,7 +3,9 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 
 #include "core/backend.hpp"
@@ -96,6 +98,26 @@ AxisGeometry axis_geometry(const Problem& p, const TileConfig& tiles, int a) {
   return g;
 }
 
+// The chooser simulates every candidate (up to ~0.1 s for a large 3-D
+// problem): remember its pick per problem so that repeated calls of a model
+// layer pay it once.
+TileConfig chosen_tiles(const Problem& p) {
+  std::ostringstream key;
+  key << p.describe();
+  static std::mutex mutex;
+  static std::map<std::string, TileConfig> cache;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key.str());
+    if (it != cache.end()) return it->second;
+  }
+  const TileConfig tiles = sim::choose_tiles(p).tiles;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() > 4096) cache.clear();  // bound memory for endless shape streams
+  cache.emplace(key.str(), tiles);
+  return tiles;
+}
+
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {
@@ -161,7 +183,7 @@ class Sm90Backend final : public detail::Backend {
   }
 
   void forward(const Problem& p, const ForwardArgs& args, const Options& options) const override {
-    const TileConfig tiles = options.tiles ? *options.tiles : sim::choose_tiles(p).tiles;
+    const TileConfig tiles = options.tiles ? *options.tiles : chosen_tiles(p);
     const std::string tile_reason = tile_error(p, tiles);
     if (!tile_reason.empty()) detail::fail(ErrorKind::value, "tiles", tiles.describe(), tile_reason);
 
