@@ -54,14 +54,18 @@ struct SimResult {
 // it (rank mismatch, an extent < 1).
 SimResult simulate(const Problem& problem, const TileConfig& tiles);
 
-// Costs of the sm90 forward kernel. Initial guesses: to be calibrated on the
-// H200 against an exhaustive sweep of tile shapes (issue 5).
+// Costs of the sm90 forward kernel, calibrated on the H200: a least-squares
+// fit of measured times of 212 tile configurations of the eight benchmark
+// cases (gna bench --sweep 32; median error 2%, worst 8%), first kernel
+// version (2026-11-30). The time of one CTA is
+//   per_query_tile_s + visited * (mma + per_kv_tile_s) + masked * mask_fraction * mma
+// with mma = FLOPs of one (query tile, KV tile) pair at peak_flops / sms.
 struct CostModel {
   int sms = 132;                      // one CTA per SM at a time
-  double peak_flops = 600e12;         // fp16/bf16 dense MMA rate of all SMs together
-  double per_kv_tile_s = 0.15e-6;     // pipeline step overhead per visited KV tile
-  double mask_fraction = 0.30;        // extra time of a masked tile, share of its MMA time
-  double per_query_tile_s = 0.5e-6;   // prologue (Q load) and epilogue (O, LSE store)
+  double peak_flops = 372e12;         // rate the kernel sustains on unmasked tiles, all SMs
+  double per_kv_tile_s = 0.0;         // pipeline step overhead (absorbed into the rate)
+  double mask_fraction = 0.63;        // extra time of a masked tile, share of its MMA time
+  double per_query_tile_s = 14.7e-6;  // prologue (Q load, pipeline fill) and epilogue
 };
 
 // Predicted kernel time in seconds: CTAs (query tiles x batch x heads) are

@@ -27,12 +27,10 @@ def _readable(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None else t.detach()
 
 
-@torch.library.custom_op("gna::na_forward", mutates_args=())
-def na_forward(query: Tensor, key: Tensor, value: Tensor,
-               additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
-               kernel_size: List[int], stride: List[int], dilation: List[int],
-               is_causal: List[bool], scale: Optional[float],
-               backend: str) -> Tuple[Tensor, Tensor]:
+def forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
+                  stride, dilation, is_causal, scale, backend):
+    """The forward op's body. Called directly (skipping the op dispatcher's
+    per-call cost) when no autograd graph is recorded and nothing compiles."""
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
@@ -42,6 +40,27 @@ def na_forward(query: Tensor, key: Tensor, value: Tensor,
                    _readable(additional_keys), _readable(additional_values), window,
                    backend, stream)
     return output, lse
+
+
+@torch.library.custom_op("gna::na_forward", mutates_args=())
+def na_forward(query: Tensor, key: Tensor, value: Tensor,
+               additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
+               kernel_size: List[int], stride: List[int], dilation: List[int],
+               is_causal: List[bool], scale: Optional[float],
+               backend: str) -> Tuple[Tensor, Tensor]:
+    return forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
+                         stride, dilation, is_causal, scale, backend)
+
+
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
+def needs_op(*tensors) -> bool:
+    """True when the call must go through the custom op: autograd will record
+    it, or torch.compile is tracing."""
+    if _is_compiling():
+        return True
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 @na_forward.register_fake

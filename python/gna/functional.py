@@ -13,10 +13,13 @@ except ImportError:
     torch = None
 
 
-def _forward_op(framework):
+def _forward_op(framework, tensors):
     if framework == "numpy":
         return _numpy_ops.na_forward
-    return torch.ops.gna.na_forward
+    from . import _torch_ops
+    if _torch_ops.needs_op(*tensors):
+        return torch.ops.gna.na_forward
+    return _torch_ops.forward_eager
 
 
 def neighborhood_attention(query, key, value, kernel_size, stride=1, dilation=1,
@@ -48,8 +51,8 @@ def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal,
               args.per_axis(is_causal, rank, "is_causal", is_flag=True),
               args.optional_scale(scale))
     return_lse = args.flag(return_lse, "return_lse")
-    output, lse = _forward_op(framework)(query, key, value, additional_keys,
-                                         additional_values, *window, args.backend_name(backend))
+    tensors = (query, key, value, additional_keys, additional_values)
+    output, lse = _forward_op(framework, tensors)(*tensors, *window, args.backend_name(backend))
     return (output, lse) if return_lse else output
 
 

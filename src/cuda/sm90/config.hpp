@@ -24,7 +24,7 @@ struct ForwardConfig {
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKvBytes;
   static constexpr int kBarrierOffset = kVOffset + kStages * kKvBytes;
-  static constexpr int kBarriers = 1 + 3 * kStages;
+  static constexpr int kBarriers = 1 + 4 * kStages;
   static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;  // + alignment slack
 };
 

@@ -9,12 +9,15 @@
 //   warpgroups 1, 2  consumers: 64 query rows each; S = Q K^T (wgmma, both
 //                operands in shared memory), element mask only on KV tiles
 //                that need it, online softmax in registers, O += P V (wgmma,
-//                P from registers)
+//                P from registers). The softmax of tile i+1 runs while the
+//                tensor cores do P V of tile i: S of the next tile is issued
+//                before P V of the current one.
 //
 // Barriers, named for what they guard:
 //   q_full[0]       Q tile landed
 //   k_full[s]       K of stage s landed       v_full[s]  V of stage s landed
-//   kv_free[s]      all eight consumer warps are done reading stage s
+//   k_free[s]       all eight consumer warps are done reading K of stage s
+//   v_free[s]       ... done reading V of stage s (K frees a step earlier)
 //
 // Shared memory tiles are rows of kChunk elements (64, or 32 for D = 32) in
 // the swizzle TMA writes and wgmma reads; a head dim wider than a row is
@@ -48,22 +51,27 @@ struct Smem {
   __device__ uint64_t* q_full() const { return bar(0); }
   __device__ uint64_t* k_full(int s) const { return bar(1 + s); }
   __device__ uint64_t* v_full(int s) const { return bar(1 + Config::kStages + s); }
-  __device__ uint64_t* kv_free(int s) const { return bar(1 + 2 * Config::kStages + s); }
+  __device__ uint64_t* k_free(int s) const { return bar(1 + 2 * Config::kStages + s); }
+  __device__ uint64_t* v_free(int s) const { return bar(1 + 3 * Config::kStages + s); }
 };
 
-// The KV tile of iteration `it`: neighborhood tiles first, then additional KV.
+// The KV tile of iteration `it`: neighborhood tiles first (at the cursor),
+// then additional KV.
 struct KvStep {
   bool extra;
+  bool full;          // no element mask needed
   int32_t origin[3];  // in-group origin (neighborhood tiles)
   int32_t first;      // first additional token (extra tiles)
 };
 
 template <class Config>
-__device__ __forceinline__ KvStep kv_step(const ForwardParams& p, const KvPlan& plan, int32_t it) {
+__device__ __forceinline__ KvStep kv_step(const ForwardParams& p, const KvWalk& walk,
+                                          const KvCursor& cursor, int32_t it) {
   KvStep step;
-  step.extra = it >= plan.total;
-  step.first = (it - plan.total) * Config::kBlockN;
-  if (!step.extra) kv_origin(p, plan, it, step.origin);
+  step.extra = it >= walk.total;
+  step.first = (it - walk.total) * Config::kBlockN;
+  step.full = !step.extra && kv_tile_is_full(walk, cursor);
+  kv_origin(p, walk, cursor, step.origin);
   return step;
 }
 
@@ -95,7 +103,7 @@ __device__ __forceinline__ int32_t absolute(const AxisGeometry& g, int32_t group
 
 template <class Config>
 __device__ void produce(const ForwardParams& p, const TensorMaps& maps, const Smem<Config>& smem,
-                        const QueryTile& tile, const KvPlan& plan, int32_t iterations,
+                        const QueryTile& tile, const KvWalk& walk, int32_t iterations,
                         int32_t head, int32_t batch) {
   const int32_t kv_head = head / p.group;
   mbar_arrive_expect_tx(smem.q_full(), Config::kQBytes);
@@ -104,10 +112,11 @@ __device__ void produce(const ForwardParams& p, const TensorMaps& maps, const Sm
                    absolute(p.axis[0], tile.group[0], tile.first[0]),
                    absolute(p.axis[1], tile.group[1], tile.first[1]),
                    absolute(p.axis[2], tile.group[2], tile.first[2]), head, batch);
-  for (int32_t it = 0; it < iterations; ++it) {
+  KvCursor cursor;
+  for (int32_t it = 0; it < iterations; ++it, cursor.advance(walk)) {
     const int s = it % Config::kStages;
-    if (it >= Config::kStages) mbar_wait(smem.kv_free(s), ((it / Config::kStages) - 1) & 1);
-    const KvStep step = kv_step<Config>(p, plan, it);
+    const uint32_t reuse_parity = ((it / Config::kStages) - 1) & 1;
+    const KvStep step = kv_step<Config>(p, walk, cursor, it);
     int32_t x[3];
     const CUtensorMap *k_map = &maps.k, *v_map = &maps.v;
     const MapCoords* mc = &p.kv_coords;
@@ -127,9 +136,11 @@ __device__ void produce(const ForwardParams& p, const TensorMaps& maps, const Sm
 #pragma unroll
       for (int a = 0; a < 3; ++a) x[a] = absolute(p.axis[a], tile.group[a], step.origin[a]);
     }
+    if (it >= Config::kStages) mbar_wait(smem.k_free(s), reuse_parity);
     mbar_arrive_expect_tx(smem.k_full(s), Config::kKvBytes);
     load_box<Config>(k_map, *mc, smem.k_full(s), smem.k(s), Config::kBlockN, extent0, dilation0,
                      split_log2, x[0], x[1], x[2], kv_head, batch);
+    if (it >= Config::kStages) mbar_wait(smem.v_free(s), reuse_parity);
     mbar_arrive_expect_tx(smem.v_full(s), Config::kKvBytes);
     load_box<Config>(v_map, *mc, smem.v_full(s), smem.v(s), Config::kBlockN, extent0, dilation0,
                      split_log2, x[0], x[1], x[2], kv_head, batch);
@@ -212,12 +223,100 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// S = Q K^T of one KV tile over the head dim, 16 columns per instruction;
+// asynchronous (the caller fences before and waits when it needs S).
+template <class Config>
+__device__ __forceinline__ void issue_qk(uint32_t q_base, uint32_t k_base,
+                                         float (&sc)[Config::kBlockN / 2]) {
+  constexpr int kN = Config::kBlockN;
+#pragma unroll
+  for (int kk = 0; kk < Config::kHeadDim / 16; ++kk) {
+    const int chunk = kk * 16 / Config::kChunk, col_bytes = (kk * 16 % Config::kChunk) * 2;
+    const uint64_t da = make_desc(q_base + chunk * Config::kBlockM * Config::kRowBytes + col_bytes,
+                                  16, 8 * Config::kRowBytes, Config::kSwizzle);
+    const uint64_t db = make_desc(k_base + chunk * kN * Config::kRowBytes + col_bytes, 16,
+                                  8 * Config::kRowBytes, Config::kSwizzle);
+    gmma_ss<typename Config::Element, kN>(da, db, sc, kk > 0);
+  }
+  gmma_commit();
+}
+
+// O += P V of one KV tile, 16 keys per instruction. V's rows are keys, its
+// head dim is contiguous: an MN-major operand. Asynchronous like issue_qk.
+template <class Config>
+__device__ __forceinline__ void issue_pv(const uint32_t (&pa)[Config::kBlockN / 16][4],
+                                         uint32_t v_base, float (&o)[Config::kHeadDim / 2]) {
+  constexpr int kN = Config::kBlockN;
+#pragma unroll
+  for (int b = 0; b < kN / 16; ++b) {
+    const uint64_t db = make_desc(v_base + b * 16 * Config::kRowBytes, kN * Config::kRowBytes,
+                                  8 * Config::kRowBytes, Config::kSwizzle);
+    gmma_rs<typename Config::Element, Config::kHeadDim>(pa[b], db, o);
+  }
+  gmma_commit();
+}
+
+// Online softmax of one S tile in place: raises the running row maxima,
+// turns S into unnormalized probabilities, adds them to the row sums, and
+// returns per row the factor that rescales what O holds so far.
+template <int kN>
+__device__ __forceinline__ void softmax_step(float (&sc)[kN / 2], float (&row_max)[2],
+                                             float (&row_sum)[2], float scale_log2,
+                                             float (&rescale)[2]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    float m = row_max[i];
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) m = fmaxf(m, fmaxf(sc[4 * j + 2 * i], sc[4 * j + 2 * i + 1]));
+    m = quad_max(m);
+    // A row that has seen nothing yet keeps max -inf; subtract 0 instead
+    // so that exp2 gives 0 rather than NaN.
+    const float base = m == -INFINITY ? 0.0f : m * scale_log2;
+    rescale[i] = exp2f(row_max[i] * scale_log2 - base);
+    row_max[i] = m;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = sc[4 * j + 2 * i + e];
+        x = exp2f(fmaf(x, scale_log2, -base));
+        sum += x;
+      }
+    }
+    row_sum[i] = row_sum[i] * rescale[i] + sum;
+  }
+}
+
+// P in the A-fragment order of the P V wgmma: k16 block b holds the score
+// columns 16b .. 16b+15, i.e. accumulator blocks 2b and 2b+1.
+template <class Element, int kN>
+__device__ __forceinline__ void pack_probabilities(const float (&sc)[kN / 2],
+                                                   uint32_t (&pa)[kN / 16][4]) {
+#pragma unroll
+  for (int b = 0; b < kN / 16; ++b) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) pa[b][r] = pack2<Element>(sc[8 * b + 2 * r], sc[8 * b + 2 * r + 1]);
+  }
+}
+
+template <int kD>
+__device__ __forceinline__ void rescale_output(float (&o)[kD / 2], const float (&rescale)[2]) {
+#pragma unroll
+  for (int j = 0; j < kD / 8; ++j) {
+    o[4 * j + 0] *= rescale[0];
+    o[4 * j + 1] *= rescale[0];
+    o[4 * j + 2] *= rescale[1];
+    o[4 * j + 3] *= rescale[1];
+  }
+}
+
 template <class Config>
 __device__ void consume(const ForwardParams& p, const Smem<Config>& smem, const QueryTile& tile,
-                        const KvPlan& plan, int32_t iterations, int consumer, int32_t head,
+                        const KvWalk& walk, int32_t iterations, int consumer, int32_t head,
                         int32_t batch) {
   using Element = typename Config::Element;
-  constexpr int kN = Config::kBlockN, kD = Config::kHeadDim;
+  constexpr int kN = Config::kBlockN, kD = Config::kHeadDim, kStages = Config::kStages;
   const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
   const int rows[2] = {consumer * 64 + warp * 16 + lane / 4, consumer * 64 + warp * 16 + lane / 4 + 8};
   const RowWindows win = row_windows(p, tile, rows);
@@ -227,99 +326,69 @@ __device__ void consume(const ForwardParams& p, const Smem<Config>& smem, const 
   for (int i = 0; i < kD / 2; ++i) o[i] = 0.0f;
   float row_max[2] = {-INFINITY, -INFINITY};
   float row_sum[2] = {0.0f, 0.0f};
+  float rescale[2];
+  float sc[kN / 2];         // S of the next tile, then its probabilities
+  uint32_t pa[kN / 16][4];  // probabilities of the current tile, for P V
 
   const uint32_t q_base = smem_addr(smem.q()) + consumer * 64 * Config::kRowBytes;
+  auto parity = [](int32_t it) { return static_cast<uint32_t>((it / kStages) & 1); };
+  // Each warp waited for its own share of the warpgroup's wgmma before it
+  // releases a buffer; the barriers count all eight consumer warps.
+  auto release = [&](uint64_t* bar) {
+    if (lane == 0) mbar_arrive(bar);
+  };
+  // Masks and exponentiates the S tile of iteration `it` (already in sc).
+  KvCursor cursor;
+  auto softmax_of = [&](int32_t it) {
+    const KvStep step = kv_step<Config>(p, walk, cursor, it);
+    if (!step.full) apply_mask<Config>(p, step, win, lane, sc);
+    softmax_step<kN>(sc, row_max, row_sum, p.scale_log2, rescale);
+    cursor.advance(walk);
+  };
+
   mbar_wait(smem.q_full(), 0);
+  mbar_wait(smem.k_full(0), 0);
+  fence_registers(sc);
+  gmma_fence();
+  issue_qk<Config>(q_base, smem_addr(smem.k(0)), sc);
+  gmma_wait<0>();
+  fence_registers(sc);
+  release(smem.k_free(0));
+  softmax_of(0);
+  pack_probabilities<Element, kN>(sc, pa);  // O is still zero: nothing to rescale
 
-  for (int32_t it = 0; it < iterations; ++it) {
-    const int s = it % Config::kStages;
-    const uint32_t parity = (it / Config::kStages) & 1;
-    const KvStep step = kv_step<Config>(p, plan, it);
-
-    // S = Q K^T over the head dim, 16 columns per instruction.
-    float sc[kN / 2];
-    const uint32_t k_base = smem_addr(smem.k(s));
-    mbar_wait(smem.k_full(s), parity);
+  // Steady state: S of tile it+1 and P V of tile it in flight together; the
+  // softmax of tile it+1 runs while P V does.
+  for (int32_t it = 0; it + 1 < iterations; ++it) {
+    const int s = it % kStages, next = (it + 1) % kStages;
+    mbar_wait(smem.k_full(next), parity(it + 1));
+    mbar_wait(smem.v_full(s), parity(it));
     fence_registers(sc);
-    gmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const int chunk = kk * 16 / Config::kChunk, col_bytes = (kk * 16 % Config::kChunk) * 2;
-      const uint64_t da = make_desc(q_base + chunk * Config::kBlockM * Config::kRowBytes + col_bytes,
-                                    16, 8 * Config::kRowBytes, Config::kSwizzle);
-      const uint64_t db = make_desc(k_base + chunk * kN * Config::kRowBytes + col_bytes, 16,
-                                    8 * Config::kRowBytes, Config::kSwizzle);
-      gmma_ss<Element, kN>(da, db, sc, kk > 0);
-    }
-    gmma_commit();
-    gmma_wait<0>();
-    fence_registers(sc);
-
-    const bool full = !step.extra && kv_tile_is_full(p, tile, step.origin);
-    if (!full) apply_mask<Config>(p, step, win, lane, sc);
-
-    // Online softmax: new running max per row, rescale what O holds so far.
-    float scale_o[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      float m = row_max[i];
-#pragma unroll
-      for (int j = 0; j < kN / 8; ++j) m = fmaxf(m, fmaxf(sc[4 * j + 2 * i], sc[4 * j + 2 * i + 1]));
-      m = quad_max(m);
-      // A row that has seen nothing yet keeps max -inf; subtract 0 instead
-      // so that exp2 gives 0 rather than NaN.
-      const float base = m == -INFINITY ? 0.0f : m * p.scale_log2;
-      scale_o[i] = exp2f(row_max[i] * p.scale_log2 - base);
-      row_max[i] = m;
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kN / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = sc[4 * j + 2 * i + e];
-          x = exp2f(x * p.scale_log2 - base);
-          sum += x;
-        }
-      }
-      row_sum[i] = row_sum[i] * scale_o[i] + sum;
-    }
-#pragma unroll
-    for (int j = 0; j < kD / 8; ++j) {
-      o[4 * j + 0] *= scale_o[0];
-      o[4 * j + 1] *= scale_o[0];
-      o[4 * j + 2] *= scale_o[1];
-      o[4 * j + 3] *= scale_o[1];
-    }
-
-    // P in the A-fragment order of the next wgmma: k16 block b holds the
-    // score columns 16b .. 16b+15, i.e. accumulator blocks 2b and 2b+1.
-    uint32_t pa[kN / 16][4];
-#pragma unroll
-    for (int b = 0; b < kN / 16; ++b) {
-      pa[b][0] = pack2<Element>(sc[8 * b + 0], sc[8 * b + 1]);
-      pa[b][1] = pack2<Element>(sc[8 * b + 2], sc[8 * b + 3]);
-      pa[b][2] = pack2<Element>(sc[8 * b + 4], sc[8 * b + 5]);
-      pa[b][3] = pack2<Element>(sc[8 * b + 6], sc[8 * b + 7]);
-    }
-
-    // O += P V over the KV tile, 16 keys per instruction. V's rows are keys,
-    // its head dim is contiguous: an MN-major operand.
-    const uint32_t v_base = smem_addr(smem.v(s));
-    mbar_wait(smem.v_full(s), parity);
     fence_registers(o);
-    gmma_fence();
-#pragma unroll
-    for (int b = 0; b < kN / 16; ++b) {
-      const uint64_t db = make_desc(v_base + b * 16 * Config::kRowBytes, kN * Config::kRowBytes,
-                                    8 * Config::kRowBytes, Config::kSwizzle);
-      gmma_rs<Element, kD>(pa[b], db, o);
-    }
-    gmma_commit();
+    gmma_fence();  // one fence for both groups: nothing they read changes between them
+    issue_qk<Config>(q_base, smem_addr(smem.k(next)), sc);
+    issue_pv<Config>(pa, smem_addr(smem.v(s)), o);
+    gmma_wait<1>();  // S of tile it+1 is done; P V of tile it may still run
+    fence_registers(sc);
+    release(smem.k_free(next));
+    softmax_of(it + 1);
     gmma_wait<0>();
     fence_registers(o);
-    // This warp no longer reads stage s (each warp waited for its own share
-    // of the warpgroup's wgmma).
-    if (lane == 0) mbar_arrive(smem.kv_free(s));
+    release(smem.v_free(s));
+    rescale_output<kD>(o, rescale);
+    pack_probabilities<Element, kN>(sc, pa);
+  }
+  // The last tile: P V alone.
+  {
+    const int32_t last = iterations - 1;
+    const int s = last % kStages;
+    mbar_wait(smem.v_full(s), parity(last));
+    fence_registers(o);
+    gmma_fence();
+    issue_pv<Config>(pa, smem_addr(smem.v(s)), o);
+    gmma_wait<0>();
+    fence_registers(o);
+    release(smem.v_free(s));
   }
 
   // Epilogue: normalize, write O and LSE of the rows that exist.
@@ -360,15 +429,16 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
   const int32_t head = blockIdx.y, batch = blockIdx.z;
 
   const QueryTile tile = query_tile(p, blockIdx.x);
-  const KvPlan plan = kv_plan(p, tile);
-  const int32_t iterations = plan.total + (p.extra_kv + Config::kBlockN - 1) / Config::kBlockN;
+  const KvWalk walk = kv_walk(p, tile);
+  const int32_t iterations = walk.total + (p.extra_kv + Config::kBlockN - 1) / Config::kBlockN;
 
   if (threadIdx.x == 0) {
     mbar_init(smem.q_full(), 1);
     for (int s = 0; s < Config::kStages; ++s) {
       mbar_init(smem.k_full(s), 1);
       mbar_init(smem.v_full(s), 1);
-      mbar_init(smem.kv_free(s), 8);  // one arrival per consumer warp
+      mbar_init(smem.k_free(s), 8);  // one arrival per consumer warp
+      mbar_init(smem.v_free(s), 8);
     }
     fence_barrier_init();
   }
@@ -377,11 +447,11 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
   if (warpgroup == 0) {
     registers_release<40>();
     if (threadIdx.x == 0) {
-      produce<Config>(p, maps, smem, tile, plan, iterations, head, batch);
+      produce<Config>(p, maps, smem, tile, walk, iterations, head, batch);
     }
   } else {
     registers_claim<232>();
-    consume<Config>(p, smem, tile, plan, iterations, warpgroup - 1, head, batch);
+    consume<Config>(p, smem, tile, walk, iterations, warpgroup - 1, head, batch);
   }
 }
 

@@ -21,10 +21,30 @@ struct QueryTile {
   int32_t length[3]; // tokens of the dilation group
 };
 
-struct KvPlan {
-  int32_t start[3];  // in-group position of the first KV tile per axis
-  int32_t count[3];  // KV tiles per axis
-  int32_t total;     // product of count: neighborhood iterations
+// The KV tiles of one query tile: a grid of count[a] tiles per axis from
+// start[a], and per axis the tile indices [full_lo, full_hi] whose every key
+// every query of the tile sees (window::sees_all is monotone in the tile
+// origin, so those indices form one range). Computed once per CTA, so that
+// each step needs only compares.
+struct KvWalk {
+  int32_t start[3];
+  int32_t count[3];
+  int32_t full_lo[3];
+  int32_t full_hi[3];
+  int32_t total;  // product of count: neighborhood iterations
+};
+
+// Position of the current KV tile in the walk (axis 2 fastest).
+struct KvCursor {
+  int32_t i[3] = {0, 0, 0};
+
+  __device__ __forceinline__ void advance(const KvWalk& w) {
+    if (++i[2] < w.count[2]) return;
+    i[2] = 0;
+    if (++i[1] < w.count[1]) return;
+    i[1] = 0;
+    ++i[0];
+  }
 };
 
 // Decodes the CTA's query tile from its linear index (axis 0 outermost).
@@ -56,45 +76,45 @@ __device__ __forceinline__ QueryTile query_tile(const ForwardParams& p, int32_t 
 
 // KV tiles cover the union of the tile's windows, starting at its first key
 // (window-start tiling) or at the grid line at or below it (fixed grid).
-__device__ __forceinline__ KvPlan kv_plan(const ForwardParams& p, const QueryTile& t) {
-  KvPlan plan;
-  plan.total = 1;
+__device__ __forceinline__ KvWalk kv_walk(const ForwardParams& p, const QueryTile& t) {
+  KvWalk w;
+  w.total = 1;
 #pragma unroll
   for (int a = 0; a < 3; ++a) {
     const AxisGeometry& g = p.axis[a];
-    const window::Range keys =
-        window::key_range_union(window_axis(g), t.first[a], t.last[a], t.length[a]);
+    const window::Axis ax = window_axis(g);
+    const int32_t u = 1 << g.kv_log2;
+    const window::Range keys = window::key_range_union(ax, t.first[a], t.last[a], t.length[a]);
     int32_t start = static_cast<int32_t>(keys.lo);
     if (p.fixed_grid) start = (start >> g.kv_log2) << g.kv_log2;
-    const int32_t span = static_cast<int32_t>(keys.hi) - start + 1;
-    plan.start[a] = start;
-    plan.count[a] = (span + (1 << g.kv_log2) - 1) >> g.kv_log2;
-    plan.total *= plan.count[a];
+    w.start[a] = start;
+    w.count[a] = (static_cast<int32_t>(keys.hi) - start + u) >> g.kv_log2;
+    w.total *= w.count[a];
+    // Tile i sees-all iff its first key >= the last query's first key and
+    // its last key <= the first query's last key.
+    const int32_t need_lo =
+        static_cast<int32_t>(window::key_range(ax, t.last[a], t.length[a]).lo) - start;
+    const int32_t need_hi =
+        static_cast<int32_t>(window::key_range(ax, t.first[a], t.length[a]).hi) - start - u + 1;
+    w.full_lo[a] = (need_lo + u - 1) >> g.kv_log2;  // need_lo >= 0: start <= union start
+    w.full_hi[a] = need_hi >= 0 ? need_hi >> g.kv_log2 : -1;
   }
-  return plan;
+  return w;
 }
 
-// In-group origin of neighborhood KV tile number `it` (axis 2 fastest).
-__device__ __forceinline__ void kv_origin(const ForwardParams& p, const KvPlan& plan, int32_t it,
-                                          int32_t (&origin)[3]) {
+// In-group origin of the KV tile at `c`.
+__device__ __forceinline__ void kv_origin(const ForwardParams& p, const KvWalk& w,
+                                          const KvCursor& c, int32_t (&origin)[3]) {
 #pragma unroll
-  for (int a = 2; a >= 0; --a) {
-    origin[a] = plan.start[a] + ((it % plan.count[a]) << p.axis[a].kv_log2);
-    it /= plan.count[a];
-  }
+  for (int a = 0; a < 3; ++a) origin[a] = w.start[a] + (c.i[a] << p.axis[a].kv_log2);
 }
 
-// True when every query of the tile sees every key of the KV tile at
-// `origin`: no element mask needed. Out-of-range keys make it false.
-__device__ __forceinline__ bool kv_tile_is_full(const ForwardParams& p, const QueryTile& t,
-                                                const int32_t (&origin)[3]) {
+// True when every query of the tile sees every key of the KV tile at `c`:
+// no element mask needed. Out-of-range keys make it false.
+__device__ __forceinline__ bool kv_tile_is_full(const KvWalk& w, const KvCursor& c) {
   bool full = true;
 #pragma unroll
-  for (int a = 0; a < 3; ++a) {
-    const int32_t last_key = origin[a] + (1 << p.axis[a].kv_log2) - 1;
-    full = full && window::sees_all(window_axis(p.axis[a]), t.first[a], t.last[a], origin[a],
-                                    last_key, t.length[a]);
-  }
+  for (int a = 0; a < 3; ++a) full = full && w.full_lo[a] <= c.i[a] && c.i[a] <= w.full_hi[a];
   return full;
 }
 
