@@ -75,7 +75,17 @@ CASES
       stage "compute-sanitizer"
       timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 6 --pass forward --seed 3 2>&1 | tail -8 | tee "$OUT/sanitize_sm90.log"
       timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna_gpu_tests --gtest_filter='*Small*' --gtest_brief=1 2>&1 | tail -15 | tee "$OUT/sanitize_tests.log"
-      timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 3 --pass forward --seed 4 2>&1 | tail -6 | tee "$OUT/racecheck_sm90.log"
+      ;;
+    race)
+      stage "racecheck and synccheck of the sm90 kernel on real problems"
+      for tool in racecheck synccheck; do
+        for shape in "13x9 5x3 1x1 2x1" "64x64 13x13 2x2 1x1" "40 9 3 2"; do
+          set -- $shape
+          timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 $BIN/gna bench --backend sm90 \
+            --shape $1 --window $2 --stride $3 --dilation $4 --heads 2 --dim 64 --iters 1 --warmup 0 2>&1 \
+            | grep -E "SUMMARY|backend|error" | tee -a "$OUT/race.log"
+        done
+      done
       ;;
     *) echo "unknown stage $what"; exit 2 ;;
   esac

@@ -70,7 +70,11 @@ void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>&
     if (t.stride[i] < 0) {
       fail(ErrorKind::value, concat(name, ".stride[", i, "]"), t.stride[i], "must be >= 0");
     }
-    if (written && t.stride[i] == 0 && t.shape[i] > 1) {
+  }
+  // Stride 0 aliases elements of an output, unless it has no elements at all
+  // (numpy gives empty arrays zero strides).
+  for (int i = 0; i < ndim && written && numel > 0; ++i) {
+    if (t.stride[i] == 0 && t.shape[i] > 1) {
       fail(ErrorKind::value, concat(name, ".stride[", i, "]"), 0,
            "an output with stride 0 would write several results to one element");
     }

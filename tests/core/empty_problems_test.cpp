@@ -140,5 +140,30 @@ INSTANTIATE_TEST_SUITE_P(Core, EmptyProblems, ::testing::ValuesIn(empty_cases())
                            return name;
                          });
 
+// numpy and torch give empty arrays zero strides: an empty output is not an
+// aliased one.
+TEST(EmptyOutputs, ZeroStridesOfAnEmptyOutputAreAccepted) {
+  float dummy = 0.0f;
+  auto empty = [&](std::initializer_list<int64_t> shape, DType dtype) {
+    TensorView t = TensorView::contiguous(&dummy, dtype, shape);
+    for (int i = 0; i < t.ndim; ++i) t.stride[i] = 0;
+    return t;
+  };
+  Params params;
+  params.rank = 1;
+  ForwardArgs args;
+  args.query = args.key = args.value = empty({1, 0, 2, 4}, DType::f32);
+  args.output = empty({1, 0, 2, 4}, DType::f32);
+  args.lse = empty({1, 0, 2}, DType::f32);
+  EXPECT_EQ(forward(params, args), "reference");
+  // A non-empty output with a zero stride still is an error.
+  args = ForwardArgs{};
+  std::vector<float> data(64, 0.0f), out(64, 0.0f);
+  args.query = args.key = args.value = TensorView::contiguous(data.data(), DType::f32, {1, 4, 2, 4});
+  args.output = TensorView::contiguous(out.data(), DType::f32, {1, 4, 2, 4});
+  args.output.stride[2] = 0;
+  EXPECT_THROW(forward(params, args), Error);
+}
+
 }  // namespace
 }  // namespace gna
