@@ -64,7 +64,7 @@ CASES
     python)
       stage "python tests on CUDA"
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
-      PYTHONPATH=/tmp/gna-site timeout 400 python3 -m pytest -q -x -rs -p no:cacheprovider tests/python 2>&1 | tee "$OUT/pytest.log" | tail -25
+      PYTHONPATH=/tmp/gna-site timeout 400 python3 -m pytest -q -rs -p no:cacheprovider tests/python 2>&1 | tee "$OUT/pytest.log" | tail -25
       ;;
     peers)
       stage "peers: gna vs cuDNN vs FlexAttention"
