@@ -55,17 +55,17 @@ struct SimResult {
 SimResult simulate(const Problem& problem, const TileConfig& tiles);
 
 // Costs of the sm90 forward kernel, calibrated on the H200: a least-squares
-// fit of measured times of 212 tile configurations of the eight benchmark
-// cases (gna bench --sweep 32; median error 2%, worst 8%), first kernel
-// version (2026-11-30). The time of one CTA is
+// fit of the measured times of 66 tile configurations of the eight benchmark
+// cases (bench/results/sweep_h200.jsonl from `gna bench --sweep 12`; median
+// error 1.3%, worst 16%), kernel of 2026-11-30. The time of one CTA is
 //   per_query_tile_s + visited * (mma + per_kv_tile_s) + masked * mask_fraction * mma
 // with mma = FLOPs of one (query tile, KV tile) pair at peak_flops / sms.
 struct CostModel {
   int sms = 132;                      // one CTA per SM at a time
-  double peak_flops = 372e12;         // rate the kernel sustains on unmasked tiles, all SMs
+  double peak_flops = 538e12;         // rate the kernel sustains on unmasked tiles, all SMs
   double per_kv_tile_s = 0.0;         // pipeline step overhead (absorbed into the rate)
-  double mask_fraction = 0.63;        // extra time of a masked tile, share of its MMA time
-  double per_query_tile_s = 14.7e-6;  // prologue (Q load, pipeline fill) and epilogue
+  double mask_fraction = 0.90;        // extra time of a masked tile, share of its MMA time
+  double per_query_tile_s = 13.7e-6;  // prologue (Q load, pipeline fill) and epilogue
 };
 
 // Predicted kernel time in seconds: CTAs (query tiles x batch x heads) are
