@@ -13,6 +13,17 @@ export PYTHONUNBUFFERED=1
 
 stage() { echo "=== $1 ($(date +%T))"; }
 
+# The eight target cases of the Hopper forward issue: shape window stride heads
+# (fp16, head dim 128, batch 1, non-causal, dilation 1).
+TARGET_CASES="32768 2048 1 1
+32768 2048 256 1
+32768 2048 2048 1
+256x256 80x80 1x1 24
+256x256 80x80 16x16 24
+30x48x80 18x24x24 1x1x1 24
+30x48x80 18x24x24 16x8x8 24
+16x44x80 16x32x48 1x8x16 32"
+
 for what in "$@"; do
   case "$what" in
     env)
@@ -34,32 +45,14 @@ for what in "$@"; do
       while read -r shape window stride heads; do
         timeout 60 $BIN/gna bench --backend sm90 --shape "$shape" --window "$window" --stride "$stride" \
           --heads "$heads" --dim 128 --dtype f16 --json | tee -a "$OUT/bench.jsonl"
-      done <<'CASES'
-32768 2048 1 1
-32768 2048 256 1
-32768 2048 2048 1
-256x256 80x80 1x1 24
-256x256 80x80 16x16 24
-30x48x80 18x24x24 1x1x1 24
-30x48x80 18x24x24 16x8x8 24
-16x44x80 16x32x48 1x8x16 32
-CASES
+      done <<<"$TARGET_CASES"
       ;;
     sweep)
       stage "tile sweep: the simulator's best configurations, timed"
       while read -r shape window stride heads; do
         timeout 120 $BIN/gna bench --sweep "${SWEEP_TOP:-32}" --iters 3 --shape "$shape" --window "$window" \
           --stride "$stride" --heads "$heads" --dim 128 --dtype f16 --json | tee -a "$OUT/sweep.jsonl" | cut -c1-300
-      done <<'CASES'
-32768 2048 1 1
-32768 2048 256 1
-32768 2048 2048 1
-256x256 80x80 1x1 24
-256x256 80x80 16x16 24
-30x48x80 18x24x24 1x1x1 24
-30x48x80 18x24x24 16x8x8 24
-16x44x80 16x32x48 1x8x16 32
-CASES
+      done <<<"$TARGET_CASES"
       ;;
     python)
       stage "python tests on CUDA"

@@ -16,6 +16,7 @@ namespace gna {
 namespace {
 
 using harness::Tensors;
+using test::coords_of;
 
 constexpr int kSweepCases = 192;  // a multiple of 16: every dtype x layout pair, several times
 constexpr uint64_t kForwardSeed = 11, kBackwardSeed = 12;
@@ -113,16 +114,6 @@ TEST(ReferenceVsOracle, Backward) {
     check_backward(c, with_grad_lse);
     if (HasFailure()) return;
   }
-}
-
-// Queries of a problem by row-major token index.
-std::vector<int64_t> coords_of(const Problem& p, int64_t t) {
-  std::vector<int64_t> x(p.rank());
-  for (int a = p.rank() - 1; a >= 0; --a) {
-    x[a] = t % p.extent[a];
-    t /= p.extent[a];
-  }
-  return x;
 }
 
 // gna::neighborhood lists keys in row-major order; so does a mask row.

@@ -15,6 +15,7 @@ namespace gna {
 namespace {
 
 using harness::Tensors;
+using test::coords_of;
 
 // Which key token j query token i may see (row-major token indices).
 using Mask = std::function<bool(int64_t i, int64_t j)>;
@@ -78,15 +79,6 @@ void expect_reference_equals_dense(Problem p, const Mask& mask) {
   for (size_t i = 0; i < lse.size(); ++i) {
     ASSERT_NEAR(got_lse[i], lse[i], 1e-6 * std::max(1.0, std::fabs(lse[i]))) << "lse " << i;
   }
-}
-
-std::vector<int64_t> coords_of(const Problem& p, int64_t t) {
-  std::vector<int64_t> x(p.rank());
-  for (int a = p.rank() - 1; a >= 0; --a) {
-    x[a] = t % p.extent[a];
-    t /= p.extent[a];
-  }
-  return x;
 }
 
 TEST(SpecialCases, FullWindowIsDenseSelfAttention) {

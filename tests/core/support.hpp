@@ -41,6 +41,16 @@ inline ::testing::AssertionResult same_up_to_rounding(const char* what, const Te
 }
 
 // A problem with the given extents and one window per axis.
+// Coordinates of token number t of a problem (row-major).
+inline std::vector<int64_t> coords_of(const Problem& p, int64_t t) {
+  std::vector<int64_t> x(p.rank());
+  for (int a = p.rank() - 1; a >= 0; --a) {
+    x[a] = t % p.extent[a];
+    t /= p.extent[a];
+  }
+  return x;
+}
+
 inline Problem problem_of(std::initializer_list<int64_t> extents,
                           std::initializer_list<AxisParams> axes) {
   Problem p;
