@@ -187,20 +187,19 @@ void Tensors::poison_outputs() {
   }
 }
 
+void Tensors::copy_slot_from(const Tensors& other, Slot slot) {
+  std::vector<unsigned char> host(other.buffers_[slot].bytes());
+  other.buffers_[slot].download(host.data(), host.size());
+  buffers_[slot].upload(host.data(), host.size());
+}
+
 void Tensors::copy_from(const Tensors& other) {
-  for (int i = 0; i < slot_count; ++i) {
-    std::vector<unsigned char> host(other.buffers_[i].bytes());
-    other.buffers_[i].download(host.data(), host.size());
-    buffers_[i].upload(host.data(), host.size());
-  }
+  for (int i = 0; i < slot_count; ++i) copy_slot_from(other, static_cast<Slot>(i));
 }
 
 void Tensors::copy_forward_results_from(const Tensors& other) {
-  for (Slot s : {o, lse}) {
-    std::vector<unsigned char> host(other.buffers_[s].bytes());
-    other.buffers_[s].download(host.data(), host.size());
-    buffers_[s].upload(host.data(), host.size());
-  }
+  copy_slot_from(other, o);
+  copy_slot_from(other, lse);
 }
 
 TensorView Tensors::host_view(Slot slot, std::vector<unsigned char>& storage) const {

@@ -69,6 +69,9 @@ class Tensors {
   TensorView host_view(Slot slot, std::vector<unsigned char>& storage) const;
 
  private:
+  // Copies one tensor's memory (through the host when on a device).
+  void copy_slot_from(const Tensors& other, Slot slot);
+
   Problem problem_;
   Device device_;
   std::vector<TensorView> views_;

@@ -6,12 +6,17 @@
 
 namespace gna::sm90 {
 
+// Tokens per query tile, and per KV tile for a head dim (above 128 a
+// 128-key tile of K and V no longer fits shared memory next to Q).
+constexpr int kQueryTileTokens = 128;
+constexpr int kv_tile_tokens(int head_dim) { return head_dim <= 128 ? 128 : 64; }
+
 template <class ElementT, int kHeadDimT>
 struct ForwardConfig {
   using Element = ElementT;
   static constexpr int kHeadDim = kHeadDimT;
-  static constexpr int kBlockM = 128;                          // query rows per CTA
-  static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;   // keys per KV tile
+  static constexpr int kBlockM = kQueryTileTokens;             // query rows per CTA
+  static constexpr int kBlockN = kv_tile_tokens(kHeadDim);      // keys per KV tile
   static constexpr int kChunk = kHeadDim < 64 ? kHeadDim : 64; // elements per smem row
   static constexpr int kChunks = kHeadDim / kChunk;
   static constexpr int kRowBytes = kChunk * 2;

@@ -5,6 +5,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include "cuda/sm90/config.hpp"
 #include "cuda/sm90/params.hpp"
 
 namespace gna::sm90 {
@@ -26,9 +27,5 @@ enum class ElementType { f16, bf16 };
 // Launches the forward kernel for (element, head_dim); throws gna::Error
 // (runtime) when CUDA reports a failure.
 void launch_forward(ElementType element, int head_dim, const Launch& launch);
-
-// Keys per KV tile of the kernel for this head dim (queries per tile: 128).
-constexpr int kQueryTileTokens = 128;
-constexpr int kv_tile_tokens(int head_dim) { return head_dim <= 128 ? 128 : 64; }
 
 }  // namespace gna::sm90

@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "core/check.hpp"
-#include "cuda/sm90/launch.hpp"
+#include "cuda/sm90/config.hpp"
 
 namespace gna::sm90 {
 namespace {
