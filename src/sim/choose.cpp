@@ -6,6 +6,7 @@
 
 #include "core/axes.hpp"
 #include "core/check.hpp"
+#include "cuda/sm90/config.hpp"
 #include "gna/sim.hpp"
 
 namespace gna::sim {
@@ -59,10 +60,10 @@ std::vector<Extents> tile_shapes(const Problem& p, int64_t tokens, int64_t max_t
 }  // namespace
 
 Sm90Tiles sm90_tiles(const Problem& p) {
+  // The kernel's own tile sizes (a plain header, present in CPU-only builds).
   Sm90Tiles t;
-  // Above D = 128 a 128-key tile of K and V no longer fits shared memory
-  // next to Q and the pipeline stages.
-  if (std::max(p.head_dim, p.head_dim_v) > 128) t.kv_tokens = 64;
+  t.q_tokens = sm90::kQueryTileTokens;
+  t.kv_tokens = sm90::kv_tile_tokens(static_cast<int>(std::max(p.head_dim, p.head_dim_v)));
   return t;
 }
 
