@@ -4,6 +4,7 @@
 # (or out/ when unset). Stages run in order; each has its own time limit so
 # that a hang costs one stage, not the round.
 #   bash scripts/gpu_round.sh check tests bench python peers sanitize
+#   bash scripts/gpu_round.sh bwd_check tests bwd_sanitize bwd_race bwd_bench train
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"
@@ -79,6 +80,42 @@ for what in "$@"; do
             | grep -E "SUMMARY|backend|error" | tee -a "$OUT/race.log"
         done
       done
+      ;;
+    bwd_check)
+      stage "gna check sm90 backward (and deterministic)"
+      timeout 300 $BIN/gna check --backend sm90 --cases 80 --pass backward --seed 13 2>&1 | tee "$OUT/check_sm90_bwd.log" | tail -25
+      timeout 200 $BIN/gna check --backend sm90 --cases 30 --pass backward --seed 14 --deterministic 2>&1 | tee "$OUT/check_sm90_bwd_det.log" | tail -12
+      ;;
+    bwd_sanitize)
+      stage "compute-sanitizer memcheck, sm90 backward"
+      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 8 --pass backward --seed 5 2>&1 | tail -8 | tee "$OUT/sanitize_sm90_bwd.log"
+      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 4 --pass backward --seed 6 --deterministic 2>&1 | tail -8 | tee -a "$OUT/sanitize_sm90_bwd.log"
+      ;;
+    bwd_race)
+      stage "racecheck and synccheck of the sm90 backward on real problems"
+      for tool in racecheck synccheck; do
+        for shape in "13x9 5x3 1x1 2x1 64" "64x64 13x13 2x2 1x1 128" "300 9 3 2 32"; do
+          set -- $shape
+          timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN/gna bench --backend sm90 --backward \
+            --shape $1 --window $2 --stride $3 --dilation $4 --heads 2 --kv-heads 1 --dim $5 --extra-kv 3 --iters 1 --warmup 0 2>&1 \
+            | grep -E "SUMMARY|backend|rror" | tee -a "$OUT/race_bwd.log"
+        done
+      done
+      ;;
+    bwd_bench)
+      stage "gna bench --backward, the target cases, sm90"
+      while read -r shape window stride heads; do
+        timeout 60 $BIN/gna bench --backend sm90 --backward --shape "$shape" --window "$window" --stride "$stride" \
+          --heads "$heads" --dim 128 --dtype f16 --json | tee -a "$OUT/bench_bwd.jsonl"
+      done <<<"$TARGET_CASES"
+      timeout 60 $BIN/gna bench --backend sm90 --backward --deterministic --shape 256x256 --window 80x80 --heads 24 --dim 128 --json | tee -a "$OUT/bench_bwd_det.jsonl"
+      timeout 60 $BIN/gna bench --backend sm90 --backward --deterministic --shape 32768 --window 2048 --heads 1 --dim 128 --json | tee -a "$OUT/bench_bwd_det.jsonl"
+      ;;
+    train)
+      stage "peers: forward + backward, gna vs cuDNN vs FlexAttention vs NATTEN"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      [ -n "$(ls .whl/natten-*.whl 2>/dev/null)" ] && python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site .whl/natten-*.whl
+      PYTHONPATH=/tmp/gna-site timeout 560 python3 bench/peers.py --train --natten ${PEERS_ARGS:-} --json "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -16
       ;;
     *) echo "unknown stage $what"; exit 2 ;;
   esac

@@ -34,6 +34,10 @@ struct Options {
   std::string backend = "auto";  // "auto", "reference", "cuda-generic", "sm90"
   void* stream = nullptr;        // cudaStream_t for CUDA backends
   std::optional<TileConfig> tiles;  // overrides the tile chooser (sm90)
+  // Bitwise-identical gradients across runs. The sm90 backward then adds
+  // each query tile's dQ contributions in a fixed order instead of as they
+  // come; the other backends are deterministic anyway.
+  bool deterministic = false;
 };
 
 // Builds the Problem the tensors describe and checks every input rule.

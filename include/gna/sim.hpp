@@ -130,4 +130,70 @@ struct BlockSparsePick {
 std::optional<BlockSparsePick> sm90_block_sparse(const Problem& problem,
                                                  const CostModel& cost = {});
 
+// ---- the sm90 backward ----------------------------------------------------------
+//
+// The backward kernel is KV-tile parallel: a CTA owns a KV tile (fixed grid
+// per dilation group) and walks, for each query head of its kv head's group,
+// the query tiles (fixed grid) that see it; each such visit is a "step".
+// Additional KV tiles are walked by CTAs that each take a run (split) of all
+// (query head, query tile) steps. Figures are per batch and kv head.
+struct BackwardSimResult {
+  int64_t kv_ctas = 0;           // neighborhood CTAs: KV tiles over all dilation groups
+  int64_t steps = 0;             // their steps, all query heads of the group
+  int64_t masked_steps = 0;      // of those, steps that need the element mask
+  int64_t min_steps = 0;         // per neighborhood CTA
+  int64_t max_steps = 0;
+  int64_t q_tiles = 0;           // query tiles per query head
+  int64_t extra_tiles = 0;       // additional-KV tiles
+  int64_t extra_splits = 1;      // CTAs per additional-KV tile
+  int64_t steps_per_split = 0;   // (the last split may have fewer)
+  int64_t extra_steps = 0;       // steps of all additional-KV CTAs
+  int64_t useful_work = 0;       // visible pairs + tokens * extra_kv, all query heads
+  int64_t work_done = 0;         // padded pairs the steps compute
+  double tile_bound = 0.0;       // dense work / work_done
+  std::vector<TileLoad> loads;   // per CTA: visited = its steps; heaviest first
+};
+
+// Throws gna::Error when the problem breaks a rule or the tiles do not fit it.
+BackwardSimResult simulate_backward(const Problem& problem, const TileConfig& tiles);
+
+// Costs of the sm90 backward kernel: per CTA
+//   per_cta_s + steps * (mma + per_step_s) + masked * mask_fraction * mma
+// with mma = FLOPs of one step (2 * q x kv x (3 D + 2 Dv)) at peak_flops / sms.
+struct BackwardCostModel {
+  int sms = 132;
+  double peak_flops = 450e12;
+  double per_step_s = 0.0;
+  double mask_fraction = 0.5;
+  double per_cta_s = 6e-6;
+};
+
+double predict_backward_seconds(const Problem& problem, const TileConfig& tiles,
+                                const BackwardSimResult& result, const BackwardCostModel& cost = {});
+
+// Tile sizes of the sm90 backward kernel: 128 keys per KV tile, 64 (head
+// dim 128) or 128 queries per query tile.
+Sm90Tiles sm90_backward_tiles(const Problem& problem);
+
+// Every factorization of those token counts into powers of two per axis
+// that TMA can load (as sm90_candidates), KV tiles on the fixed grid.
+std::vector<TileConfig> sm90_backward_candidates(const Problem& problem);
+
+struct RankedBackwardTiles {
+  TileConfig tiles;
+  BackwardSimResult sim;
+  double predicted_s = 0.0;
+};
+
+// Candidates ranked by predicted time, fastest first (ties: fewer masked
+// steps, then the description).
+std::vector<RankedBackwardTiles> rank_backward_tiles(const Problem& problem,
+                                                     const std::vector<TileConfig>& candidates,
+                                                     const BackwardCostModel& cost = {});
+
+// The sm90 backward's default tiles. Throws gna::Error (unsupported) naming
+// the TMA rule when no candidate fits.
+RankedBackwardTiles choose_backward_tiles(const Problem& problem,
+                                          const BackwardCostModel& cost = {});
+
 }  // namespace gna::sim

@@ -16,7 +16,7 @@ def _readable(array):
 
 
 def na_forward(query, key, value, additional_keys, additional_values, kernel_size, stride,
-               dilation, is_causal, scale, backend):
+               dilation, is_causal, scale, backend, deterministic=False):
     output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
     lse = np.empty(query.shape[:-1], dtype=np.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)

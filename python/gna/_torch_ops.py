@@ -28,9 +28,10 @@ def _readable(t: Optional[Tensor]) -> Optional[Tensor]:
 
 
 def forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
-                  stride, dilation, is_causal, scale, backend):
+                  stride, dilation, is_causal, scale, backend, deterministic=False):
     """The forward op's body. Called directly (skipping the op dispatcher's
-    per-call cost) when no autograd graph is recorded and nothing compiles."""
+    per-call cost) when no autograd graph is recorded and nothing compiles.
+    `deterministic` only travels to the backward: every forward is."""
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
@@ -47,7 +48,7 @@ def na_forward(query: Tensor, key: Tensor, value: Tensor,
                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
                kernel_size: List[int], stride: List[int], dilation: List[int],
                is_causal: List[bool], scale: Optional[float],
-               backend: str) -> Tuple[Tensor, Tensor]:
+               backend: str, deterministic: bool) -> Tuple[Tensor, Tensor]:
     return forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
                          stride, dilation, is_causal, scale, backend)
 
@@ -55,17 +56,21 @@ def na_forward(query: Tensor, key: Tensor, value: Tensor,
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
 
 
-def needs_op(*tensors) -> bool:
-    """True when the call must go through the custom op: autograd will record
-    it, or torch.compile is tracing."""
+def forward_for(*tensors):
+    """The forward to call: the custom op while torch.compile traces, the
+    light autograd.Function when eager autograd records the call (the custom
+    op's dispatch costs ~0.2 ms of host time per call, which a training step
+    of a small problem would wait for), the op's body otherwise."""
     if _is_compiling():
-        return True
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        return torch.ops.gna.na_forward
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _EagerAutograd.apply
+    return forward_eager
 
 
 @na_forward.register_fake
 def _(query, key, value, additional_keys, additional_values, kernel_size, stride,
-      dilation, is_causal, scale, backend):
+      dilation, is_causal, scale, backend, deterministic):
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     return output, lse
@@ -76,13 +81,12 @@ def _no_tensor(like: Tensor) -> Tensor:
     return like.new_empty((0,))
 
 
-@torch.library.custom_op("gna::na_backward", mutates_args=())
-def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tensor,
-                value: Tensor, output: Tensor, lse: Tensor,
-                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
-                kernel_size: List[int], stride: List[int], dilation: List[int],
-                is_causal: List[bool], scale: Optional[float],
-                backend: str) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def backward_eager(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
+                   additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
+                   deterministic):
+    """The backward op's body; grad_lse may be None (no gradient flows into
+    the LSE). Returns dq, dk, dv and the additional-KV gradients (None
+    without additional KV)."""
     grad_query = query.new_empty(query.shape)
     grad_key = key.new_empty(key.shape)
     grad_value = value.new_empty(value.shape)
@@ -95,15 +99,31 @@ def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tenso
         _C.backward(_readable(query), _readable(key), _readable(value), _readable(output),
                     _readable(lse), _readable(grad_output), _readable(grad_lse),
                     _readable(additional_keys), _readable(additional_values),
-                    grad_query, grad_key, grad_value, grad_xk, grad_xv, window, backend, stream)
-    if not has_extra:
-        grad_xk, grad_xv = _no_tensor(query), _no_tensor(query)
+                    grad_query, grad_key, grad_value, grad_xk, grad_xv, window, backend, stream,
+                    deterministic)
     return grad_query, grad_key, grad_value, grad_xk, grad_xv
+
+
+@torch.library.custom_op("gna::na_backward", mutates_args=())
+def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tensor,
+                value: Tensor, output: Tensor, lse: Tensor,
+                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
+                kernel_size: List[int], stride: List[int], dilation: List[int],
+                is_causal: List[bool], scale: Optional[float],
+                backend: str, deterministic: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dq, dk, dv, dxk, dxv = backward_eager(
+        grad_output, grad_lse, query, key, value, output, lse, additional_keys,
+        additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
+        deterministic)
+    if additional_keys is None:
+        dxk, dxv = _no_tensor(query), _no_tensor(query)
+    return dq, dk, dv, dxk, dxv
 
 
 @na_backward.register_fake
 def _(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
-      additional_values, kernel_size, stride, dilation, is_causal, scale, backend):
+      additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
+      deterministic):
     has_extra = additional_keys is not None
     return (query.new_empty(query.shape), key.new_empty(key.shape),
             value.new_empty(value.shape),
@@ -116,7 +136,8 @@ def _setup_context(ctx, inputs, output):
     query, key, value, additional_keys, additional_values = inputs[:5]
     out, lse = output
     ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
-    ctx.window = inputs[5:]  # kernel_size, stride, dilation, is_causal, scale, backend
+    ctx.window = inputs[5:11]  # kernel_size, stride, dilation, is_causal, scale, backend
+    ctx.deterministic = inputs[11]
     ctx.has_extra = additional_keys is not None
 
 
@@ -127,12 +148,43 @@ def _backward(ctx, grad_output, grad_lse):
         grad_output = torch.zeros_like(out)
     if grad_lse is None:
         grad_lse = torch.zeros_like(lse)
+    # torch.use_deterministic_algorithms(True) asks for it as well.
+    deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
     dq, dk, dv, dxk, dxv = torch.ops.gna.na_backward(
         grad_output, grad_lse, query, key, value, out, lse, additional_keys,
-        additional_values, *ctx.window)
+        additional_values, *ctx.window, deterministic)
     if not ctx.has_extra:
         dxk = dxv = None
-    return dq, dk, dv, dxk, dxv, None, None, None, None, None, None
+    return dq, dk, dv, dxk, dxv, None, None, None, None, None, None, None
 
 
 na_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerAutograd(torch.autograd.Function):
+    """Eager autograd of the same forward and backward bodies as the custom
+    ops, without the op dispatcher; torch.compile uses the ops."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, additional_keys, additional_values, kernel_size, stride,
+                dilation, is_causal, scale, backend, deterministic):
+        out, lse = forward_eager(query, key, value, additional_keys, additional_values,
+                                 kernel_size, stride, dilation, is_causal, scale, backend)
+        ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
+        ctx.window = (kernel_size, stride, dilation, is_causal, scale, backend)
+        ctx.deterministic = deterministic
+        # An unused LSE then has no gradient (None), rather than zeros to read.
+        ctx.set_materialize_grads(False)
+        return out, lse
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output, grad_lse):
+        query, key, value, out, lse, additional_keys, additional_values = ctx.saved_tensors
+        if grad_output is None:
+            grad_output = torch.zeros_like(out)
+        deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
+        dq, dk, dv, dxk, dxv = backward_eager(
+            grad_output, grad_lse, query, key, value, out, lse, additional_keys,
+            additional_values, *ctx.window, deterministic)
+        return (dq, dk, dv, dxk, dxv) + (None,) * 7

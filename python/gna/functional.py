@@ -17,14 +17,13 @@ def _forward_op(framework, tensors):
     if framework == "numpy":
         return _numpy_ops.na_forward
     from . import _torch_ops
-    if _torch_ops.needs_op(*tensors):
-        return torch.ops.gna.na_forward
-    return _torch_ops.forward_eager
+    return _torch_ops.forward_for(*tensors)
 
 
 def neighborhood_attention(query, key, value, kernel_size, stride=1, dilation=1,
                            is_causal=False, scale=None, additional_keys=None,
-                           additional_values=None, return_lse=False, backend=None):
+                           additional_values=None, return_lse=False, backend=None,
+                           deterministic=False):
     """Generalized neighborhood attention of any spatial rank (from query.ndim - 3).
 
     Returns the output [batch, *spatial, heads, head_dim_v] in the input's type,
@@ -37,11 +36,11 @@ def neighborhood_attention(query, key, value, kernel_size, stride=1, dilation=1,
         raise TypeError(f"query.ndim = {query.ndim}: expected 4, 5 or 6 dimensions "
                         "[batch, X0, (X1, (X2)), heads, head_dim]")
     return _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, scale,
-                   additional_keys, additional_values, return_lse, backend)
+                   additional_keys, additional_values, return_lse, backend, deterministic)
 
 
 def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal,
-            scale, additional_keys, additional_values, return_lse, backend):
+            scale, additional_keys, additional_values, return_lse, backend, deterministic=False):
     framework = args.check_tensors(
         {"query": query, "key": key, "value": value, "additional_keys": additional_keys,
          "additional_values": additional_values}, rank)
@@ -51,40 +50,47 @@ def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal,
               args.per_axis(is_causal, rank, "is_causal", is_flag=True),
               args.optional_scale(scale))
     return_lse = args.flag(return_lse, "return_lse")
+    deterministic = args.flag(deterministic, "deterministic")
     tensors = (query, key, value, additional_keys, additional_values)
-    output, lse = _forward_op(framework, tensors)(*tensors, *window, args.backend_name(backend))
+    output, lse = _forward_op(framework, tensors)(*tensors, *window, args.backend_name(backend),
+                                                  deterministic)
     return (output, lse) if return_lse else output
 
 
 def na1d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+         additional_keys=None, additional_values=None, return_lse=False, backend=None,
+         deterministic=False):
     """1-D neighborhood attention over [batch, X0, heads, head_dim].
 
     key [batch, X0, kv_heads, head_dim] and value [batch, X0, kv_heads, head_dim_v]
     with heads % kv_heads == 0. kernel_size, stride, dilation: int (or 1-tuple);
     is_causal: bool. scale defaults to head_dim ** -0.5. additional_keys/values
     [batch, tokens, kv_heads, head_dim(_v)] are attended by every query. backend:
-    None (auto) or a name from gna.backend_names(). Returns the output
+    None (auto) or a name from gna.backend_names(). deterministic=True (or
+    torch.use_deterministic_algorithms(True)) makes the backward bitwise
+    reproducible; the sm90 backward then orders its dQ sums. Returns the output
     [batch, X0, heads, head_dim_v], and the float32 LSE [batch, X0, heads] too
     when return_lse=True.
     """
     return _attend(1, query, key, value, kernel_size, stride, dilation, is_causal, scale,
-                   additional_keys, additional_values, return_lse, backend)
+                   additional_keys, additional_values, return_lse, backend, deterministic)
 
 
 def na2d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+         additional_keys=None, additional_values=None, return_lse=False, backend=None,
+         deterministic=False):
     """2-D neighborhood attention over [batch, X0, X1, heads, head_dim].
 
     Per-axis arguments (kernel_size, stride, dilation, is_causal) take one value
     for both axes or a 2-tuple; everything else as in na1d.
     """
     return _attend(2, query, key, value, kernel_size, stride, dilation, is_causal, scale,
-                   additional_keys, additional_values, return_lse, backend)
+                   additional_keys, additional_values, return_lse, backend, deterministic)
 
 
 def na3d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, scale=None,
-         additional_keys=None, additional_values=None, return_lse=False, backend=None):
+         additional_keys=None, additional_values=None, return_lse=False, backend=None,
+         deterministic=False):
     """3-D neighborhood attention over [batch, X0, X1, X2, heads, head_dim].
 
     Per-axis arguments take one value for all axes or a 3-tuple, e.g.
@@ -92,11 +98,11 @@ def na3d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, 
     else as in na1d.
     """
     return _attend(3, query, key, value, kernel_size, stride, dilation, is_causal, scale,
-                   additional_keys, additional_values, return_lse, backend)
+                   additional_keys, additional_values, return_lse, backend, deterministic)
 
 
 def attention(query, key, value, is_causal=False, scale=None, return_lse=False,
-              backend=None):
+              backend=None, deterministic=False):
     """Dense self attention over token sequences [batch, tokens, heads, head_dim].
 
     A 1-D neighborhood as large as the sequence is exactly self attention (and
@@ -109,7 +115,7 @@ def attention(query, key, value, is_causal=False, scale=None, return_lse=False,
     # An empty sequence runs nothing; its window only needs to be valid.
     tokens = max(int(query.shape[1]), 1)
     return _attend(1, query, key, value, tokens, 1, 1, is_causal, scale, None, None,
-                   return_lse, backend)
+                   return_lse, backend, deterministic)
 
 
 def merge_attentions(outputs, lses):

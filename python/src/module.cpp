@@ -84,7 +84,7 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const OutArray& grad_key, const OutArray& grad_value,
                      const OutArray& grad_additional_keys,
                      const OutArray& grad_additional_values, const Window& window,
-                     const std::string& backend, uintptr_t stream) {
+                     const std::string& backend, uintptr_t stream, bool deterministic) {
   BackwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -101,7 +101,8 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   args.grad_extra_key = view_of(grad_additional_keys, "grad_additional_keys");
   args.grad_extra_value = view_of(grad_additional_values, "grad_additional_values");
   const Params params = params_of(window);
-  const Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream);
+  options.deterministic = deterministic;
   nb::gil_scoped_release no_gil;
   return gna::backward(params, args, options);
 }
@@ -170,7 +171,7 @@ NB_MODULE(_C, m) {
         nb::arg("additional_values").none(), nb::arg("grad_query"), nb::arg("grad_key"),
         nb::arg("grad_value"), nb::arg("grad_additional_keys").none(),
         nb::arg("grad_additional_values").none(), nb::arg("window"),
-        nb::arg("backend") = "auto", nb::arg("stream") = 0,
+        nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
         "Writes the gradients; returns the name of the backend that ran.");
   m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
   m.def("cuda_device_count", &gna::cuda_device_count,

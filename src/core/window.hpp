@@ -72,23 +72,56 @@ GNA_HD Range key_range(const Axis& a, int64_t p, int64_t m) {
   return Range{center - L, center + R};
 }
 
+// Floor division for a possibly negative numerator and a positive divisor.
+GNA_HD int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// First query p in [0, m] (m: none) whose window reaches key q: key_range(p).hi >= q.
+// Non-causal windows depend on p only through the run's clamped center c(p),
+// nondecreasing in p, and hi = c + R; so this is the first run whose
+// unclamped leader r*s + s/2 reaches q - R (a clamp can only decide the
+// answer at the ends, handled first). Causal windows end at p itself.
+GNA_HD int64_t first_query_reaching(const Axis& a, int64_t q, int64_t m) {
+  if (a.causal) return min64(max64(q, 0), m);
+  const int64_t L = left_reach(a), R = right_reach(a);
+  const int64_t t = q - R;  // the center must be at least t
+  if (t <= L) return 0;     // every center is >= L
+  if (t > m - 1 - R) return m;
+  const int64_t run = max64(0, floor_div(t - a.stride / 2 + a.stride - 1, a.stride));
+  return min64(run * a.stride, m);
+}
+
+// Last query p in [-1, m - 1] (-1: none) whose window starts at or before key
+// q: key_range(p).lo <= q. Non-causal: lo = c - L, so the last run whose
+// leader stays at or below q + L. Causal: lo = max(leader - k + 1, 0) with
+// leader = min(r*s + s - 1, m - 1), the run's last query.
+GNA_HD int64_t last_query_starting_by(const Axis& a, int64_t q, int64_t m) {
+  if (a.causal) {
+    if (q < 0) return -1;
+    const int64_t t = q + a.kernel - 1;  // the leader must be at most t
+    if (t >= m - 1) return m - 1;
+    const int64_t run = floor_div(t - a.stride + 1, a.stride);
+    return run < 0 ? -1 : min64(run * a.stride + a.stride - 1, m - 1);
+  }
+  const int64_t L = left_reach(a), R = right_reach(a);
+  const int64_t t = q + L;  // the center must be at most t
+  if (t >= m - 1 - R) return m - 1;  // every center is <= m - 1 - R
+  if (t < L) return -1;
+  const int64_t run = floor_div(t - a.stride / 2, a.stride);
+  return run < 0 ? -1 : min64(run * a.stride + a.stride - 1, m - 1);
+}
+
 // Queries (in-group positions) that see key position q. Both ends of
 // key_range are non-decreasing in p, so the answer is one contiguous range:
 // the first p whose window reaches q, to the last p whose window starts at or
-// before q. Binary search keeps this exact for every stride and border.
+// before q. Closed form (no search), exact for every stride and border;
+// tests/core/window_test.cpp checks it against a binary search and brute force.
 GNA_HD Range query_range(const Axis& a, int64_t q, int64_t m) {
-  int64_t lo = 0, hi = m;  // first p with key_range(p).hi >= q, in [0, m]
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (key_range(a, mid, m).hi >= q) hi = mid; else lo = mid + 1;
-  }
-  const int64_t first = lo;
-  lo = 0; hi = m;  // first p with key_range(p).lo > q, in [0, m]
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (key_range(a, mid, m).lo > q) hi = mid; else lo = mid + 1;
-  }
-  return Range{first, lo - 1};
+  return Range{first_query_reaching(a, q, m), last_query_starting_by(a, q, m)};
+}
+
+// Queries that see at least one key of [key_lo, key_hi].
+GNA_HD Range query_range_union(const Axis& a, int64_t key_lo, int64_t key_hi, int64_t m) {
+  return Range{first_query_reaching(a, key_lo, m), last_query_starting_by(a, key_hi, m)};
 }
 
 // Keys seen by the queries [first, last] together. Neighboring queries'

@@ -3,6 +3,8 @@
 #include <map>
 #include <utility>
 
+#include "core/tile_walk.hpp"
+
 namespace gna::sim::detail {
 
 int64_t AxisGroups::q_tiles() const {
@@ -53,6 +55,41 @@ std::vector<AxisGroups> axis_tiles(const window::Axis& axis, int64_t q_extent,
     out.push_back({m, groups, group_loads(axis, m, q_extent, kv_extent, tiling)});
   }
   return out;
+}
+
+std::vector<AxisGroups> backward_axis_tiles(const window::Axis& axis, int64_t q_extent,
+                                            int64_t kv_extent) {
+  std::map<int64_t, int64_t> groups_of_length;
+  for (int64_t g = 0; g < axis.dilation; ++g) ++groups_of_length[window::group_length(axis, g)];
+  std::vector<AxisGroups> out;
+  for (const auto& [m, groups] : groups_of_length) {
+    if (m <= 0) continue;
+    std::map<std::pair<int64_t, int64_t>, int64_t> histogram;
+    for (int64_t k0 = 0; k0 < m; k0 += kv_extent) {
+      const window::QueryTileSpan span = window::query_tiles_seeing(axis, k0, kv_extent, q_extent, m);
+      ++histogram[{span.count(), span.full_count()}];
+    }
+    AxisGroups g{m, groups, {}};
+    for (const auto& [key, count] : histogram) g.loads.push_back({key.first, key.second, count});
+    out.push_back(g);
+  }
+  return out;
+}
+
+LoadMap combine_axes(const std::vector<std::vector<AxisGroups>>& axes) {
+  LoadMap acc{{{1, 1}, 1}};
+  for (const std::vector<AxisGroups>& groups : axes) {
+    LoadMap next;
+    for (const auto& [vc, count] : acc) {
+      for (const AxisGroups& g : groups) {
+        for (const AxisLoad& l : g.loads) {
+          next[{vc.first * l.visited, vc.second * l.clean}] += count * g.groups * l.count;
+        }
+      }
+    }
+    acc = std::move(next);
+  }
+  return acc;
 }
 
 bool axis_block_sparse(const std::vector<AxisGroups>& groups) {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "core/window.hpp"
@@ -11,8 +13,10 @@
 
 namespace gna::sim::detail {
 
-// Query tiles of one axis that visit `visited` KV tiles along it, `clean` of
-// which need no mask along it (inside [0, m), seen by every query).
+// Tiles of one axis that visit `visited` tiles of the other kind along it,
+// `clean` of which need no mask along it (inside [0, m), every pair seen):
+// for the forward, query tiles visiting KV tiles; for the backward, KV tiles
+// visiting query tiles.
 struct AxisLoad {
   int64_t visited = 0;
   int64_t clean = 0;
@@ -31,7 +35,18 @@ struct AxisGroups {
 std::vector<AxisGroups> axis_tiles(const window::Axis& axis, int64_t q_extent,
                                    int64_t kv_extent, KvTiling tiling);
 
+// The backward's walk: per KV tile (grid of kv_extent), the query tiles
+// (grid of q_extent) that see it (core/tile_walk.hpp).
+std::vector<AxisGroups> backward_axis_tiles(const window::Axis& axis, int64_t q_extent,
+                                            int64_t kv_extent);
+
 // True when no visited KV tile along the axis needs the mask.
 bool axis_block_sparse(const std::vector<AxisGroups>& groups);
+
+// (visited, clean) of a tile box -> number of such boxes. A box's visited and
+// clean counts are the products of its axes' counts: a tile pair holds a
+// visible pair iff each axis does, and needs no mask iff no axis does.
+using LoadMap = std::map<std::pair<int64_t, int64_t>, int64_t>;
+LoadMap combine_axes(const std::vector<std::vector<AxisGroups>>& axes);
 
 }  // namespace gna::sim::detail

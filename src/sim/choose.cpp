@@ -8,11 +8,10 @@
 #include "core/check.hpp"
 #include "cuda/sm90/config.hpp"
 #include "gna/sim.hpp"
+#include "sim/shapes.hpp"
 
 namespace gna::sim {
 namespace {
-
-using Extents = std::vector<int64_t>;
 
 int64_t next_pow2(int64_t n) {
   int64_t p = 1;
@@ -36,8 +35,8 @@ void factorizations(int64_t tokens, int rank, Extents& prefix, std::vector<Exten
   }
 }
 
-// Shapes of `tokens` that TMA can load; of those, the ones no wider than an
-// axis needs, unless that leaves none (a tiny problem still runs full tiles).
+}  // namespace
+
 std::vector<Extents> tile_shapes(const Problem& p, int64_t tokens, int64_t max_tma_span) {
   std::vector<Extents> all, loadable, snug;
   Extents prefix;
@@ -56,8 +55,6 @@ std::vector<Extents> tile_shapes(const Problem& p, int64_t tokens, int64_t max_t
   }
   return snug.empty() ? loadable : snug;
 }
-
-}  // namespace
 
 Sm90Tiles sm90_tiles(const Problem& p) {
   // The kernel's own tile sizes (a plain header, present in CPU-only builds).

@@ -4,14 +4,9 @@
 #include <vector>
 
 #include "gna/sim.hpp"
+#include "sim/makespan.hpp"
 
 namespace gna::sim {
-namespace {
-
-struct CtaCost {
-  double seconds = 0.0;
-  int64_t count = 0;
-};
 
 // Heaviest CTAs first, each bucket of equal CTAs spread over the least loaded
 // SMs: whole rounds go to every SM (a full wave), the rest to the least
@@ -31,6 +26,8 @@ double makespan(std::vector<CtaCost> ctas, int sms) {
   }
   return busy.back();
 }
+
+namespace {
 
 double tile_mma_seconds(const Problem& p, const TileConfig& tiles, const CostModel& cost) {
   const double flops = 2.0 * static_cast<double>(tiles.q_tokens() * tiles.kv_tokens()) *

@@ -19,27 +19,15 @@ double SimResult::mean_visited() const {
 
 namespace {
 
-// (visited, clean) of a query tile -> number of such query tiles. A box's
-// visited and clean counts are the products of its axes' counts: a KV box
-// holds a visible pair iff each axis does, and needs no mask iff no axis does.
-using LoadMap = std::map<std::pair<int64_t, int64_t>, int64_t>;
+using detail::LoadMap;
 
-LoadMap combine_axes(const Problem& p, const TileConfig& tiles) {
-  LoadMap acc{{{1, 1}, 1}};
+LoadMap forward_loads(const Problem& p, const TileConfig& tiles) {
+  std::vector<std::vector<detail::AxisGroups>> axes;
   for (int a = 0; a < p.rank(); ++a) {
-    const auto groups = detail::axis_tiles(gna::detail::axis_of(p, a), tiles.q_tile[a],
-                                           tiles.kv_tile[a], tiles.kv_tiling);
-    LoadMap next;
-    for (const auto& [vc, count] : acc) {
-      for (const detail::AxisGroups& g : groups) {
-        for (const detail::AxisLoad& l : g.loads) {
-          next[{vc.first * l.visited, vc.second * l.clean}] += count * g.groups * l.count;
-        }
-      }
-    }
-    acc = std::move(next);
+    axes.push_back(detail::axis_tiles(gna::detail::axis_of(p, a), tiles.q_tile[a],
+                                      tiles.kv_tile[a], tiles.kv_tiling));
   }
-  return acc;
+  return detail::combine_axes(axes);
 }
 
 }  // namespace
@@ -58,7 +46,7 @@ SimResult simulate(const Problem& p, const TileConfig& tiles) {
   const int64_t extra_masked = p.extra_kv % kv_tokens ? 1 : 0;
 
   r.min_visited = INT64_MAX;
-  for (const auto& [vc, count] : combine_axes(p, tiles)) {
+  for (const auto& [vc, count] : forward_loads(p, tiles)) {
     TileLoad load{vc.first + extra_tiles, vc.first - vc.second + extra_masked, count};
     r.q_tiles += count;
     r.visited_kv_tiles += load.visited * count;

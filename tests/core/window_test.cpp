@@ -1,10 +1,12 @@
-// The window arithmetic of src/core/window.hpp: hand-worked examples from
-// SEMANTICS.md, then properties checked by brute force over random axes.
+// The window arithmetic of src/core/window.hpp (and its tile-granular form,
+// core/tile_walk.hpp): hand-worked examples from SEMANTICS.md, then
+// properties checked by brute force over random axes.
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
+#include "core/tile_walk.hpp"
 #include "core/window.hpp"
 #include "harness/oracle.hpp"
 #include "support.hpp"
@@ -173,6 +175,50 @@ TEST(WindowProperties, QueryRangeIsExactInverseOfKeyRange) {
   }
 }
 
+// The closed forms of first_query_reaching / last_query_starting_by against
+// their definitions, searched for (both ends of key_range are monotone in p).
+TEST(WindowProperties, QueryRangeClosedFormMatchesBinarySearch) {
+  for (const Axis& a : random_axes(600, 7)) {
+    SCOPED_TRACE(describe(a));
+    for (int64_t g = 0; g < a.dilation; ++g) {
+      const int64_t m = window::group_length(a, g);
+      for (int64_t q = -3; q < m + 3; ++q) {
+        int64_t lo = 0, hi = m;  // first p with key_range(p).hi >= q
+        while (lo < hi) {
+          const int64_t mid = lo + (hi - lo) / 2;
+          if (window::key_range(a, mid, m).hi >= q) hi = mid; else lo = mid + 1;
+        }
+        ASSERT_EQ(window::first_query_reaching(a, q, m), lo) << "key " << q;
+        lo = 0;
+        hi = m;  // first p with key_range(p).lo > q
+        while (lo < hi) {
+          const int64_t mid = lo + (hi - lo) / 2;
+          if (window::key_range(a, mid, m).lo > q) hi = mid; else lo = mid + 1;
+        }
+        ASSERT_EQ(window::last_query_starting_by(a, q, m), lo - 1) << "key " << q;
+      }
+    }
+  }
+}
+
+TEST(WindowProperties, QueryRangeUnionAgreesWithBruteForce) {
+  std::mt19937_64 rng(8);
+  for (const Axis& a : random_axes(300, 9)) {
+    SCOPED_TRACE(describe(a));
+    const int64_t m = window::group_length(a, 0);
+    for (int trial = 0; trial < 20; ++trial) {
+      const int64_t key_lo = std::uniform_int_distribution<int64_t>(0, m - 1)(rng);
+      const int64_t key_hi = std::uniform_int_distribution<int64_t>(key_lo, m - 1)(rng);
+      const Range u = window::query_range_union(a, key_lo, key_hi, m);
+      for (int64_t p = 0; p < m; ++p) {
+        const Range r = window::key_range(a, p, m);
+        const bool sees_some = r.lo <= key_hi && r.hi >= key_lo;
+        ASSERT_EQ(u.contains(p), sees_some) << "query " << p << " keys " << key_lo << ".." << key_hi;
+      }
+    }
+  }
+}
+
 TEST(WindowProperties, WindowSizesFollowTheRules) {
   for (const Axis& a : random_axes(600, 2)) {
     SCOPED_TRACE(describe(a));
@@ -240,6 +286,83 @@ TEST(WindowProperties, KeyRangeUnionAndSeesAllAgreeWithBruteForce) {
       for (int64_t q = key_lo; q <= key_hi; ++q) expected = expected && all[q];
       ASSERT_EQ(window::sees_all(a, first, last, key_lo, key_hi, m), expected)
           << "queries " << first << ".." << last << " keys " << key_lo << ".." << key_hi;
+    }
+  }
+}
+
+// ---- Tile granularity (core/tile_walk.hpp) ------------------------------------
+
+// Random axes with power-of-two query and KV tile extents 1..32.
+struct Case {
+  Axis axis;
+  int64_t q_extent, kv_extent;
+};
+
+std::vector<Case> random_cases(int count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Case> cases;
+  for (const Axis& a : random_axes(count, seed)) {
+    const int64_t q = int64_t{1} << std::uniform_int_distribution<int>(0, 5)(rng);
+    const int64_t kv = int64_t{1} << std::uniform_int_distribution<int>(0, 5)(rng);
+    cases.push_back({a, q, kv});
+  }
+  return cases;
+}
+
+std::string describe(const Case& c) {
+  return describe(c.axis) + " q_tile=" + std::to_string(c.q_extent) +
+         " kv_tile=" + std::to_string(c.kv_extent);
+}
+
+// Every query tile with a visible pair is visited, no other; "full" exactly
+// when every existing query sees every key of an in-group KV tile.
+TEST(TileWalk, QueryTilesSeeingAKvTileAreExact) {
+  for (const Case& c : random_cases(800, 21)) {
+    SCOPED_TRACE(describe(c));
+    const Axis& a = c.axis;
+    for (int64_t g = 0; g < a.dilation; ++g) {
+      const int64_t m = window::group_length(a, g);
+      const int64_t q_tiles = (m + c.q_extent - 1) / c.q_extent;
+      for (int64_t k0 = 0; k0 < m; k0 += c.kv_extent) {
+        const window::QueryTileSpan span =
+            window::query_tiles_seeing(a, k0, c.kv_extent, c.q_extent, m);
+        for (int64_t t = 0; t < q_tiles; ++t) {
+          bool any = false, all = true;
+          for (int64_t p = t * c.q_extent; p < std::min(m, (t + 1) * c.q_extent); ++p) {
+            const window::Range keys = window::key_range(a, p, m);
+            for (int64_t k = k0; k < k0 + c.kv_extent; ++k) {
+              const bool seen = k < m && keys.contains(k);
+              any = any || seen;
+              all = all && seen;
+            }
+          }
+          ASSERT_EQ(span.first <= t && t <= span.last, any) << "KV tile at " << k0 << ", query tile " << t;
+          ASSERT_EQ(span.is_full(t), any && all) << "KV tile at " << k0 << ", query tile " << t;
+        }
+        ASSERT_GE(span.count(), 1) << "every key is seen by some query";
+      }
+    }
+  }
+}
+
+// The inverse map (KV tiles a query tile visits) agrees with the walk.
+TEST(TileWalk, KvTilesSeenByAQueryTileInvertTheWalk) {
+  for (const Case& c : random_cases(800, 22)) {
+    SCOPED_TRACE(describe(c));
+    const Axis& a = c.axis;
+    for (int64_t g = 0; g < a.dilation; ++g) {
+      const int64_t m = window::group_length(a, g);
+      const int64_t kv_tiles = (m + c.kv_extent - 1) / c.kv_extent;
+      for (int64_t first = 0; first < m; first += c.q_extent) {
+        const int64_t t = first / c.q_extent;
+        const window::Range seen = window::kv_tiles_seen_by(a, first, c.q_extent, c.kv_extent, m);
+        for (int64_t kv = 0; kv < kv_tiles; ++kv) {
+          const window::QueryTileSpan span =
+              window::query_tiles_seeing(a, kv * c.kv_extent, c.kv_extent, c.q_extent, m);
+          ASSERT_EQ(seen.contains(kv), span.first <= t && t <= span.last)
+              << "query tile " << t << ", KV tile " << kv;
+        }
+      }
     }
   }
 }

@@ -16,6 +16,15 @@ TEST_P(Large, OneDimensional) {
   check_both(p, {DType::bf16});
   p = window_problem({4096}, {300}, {64}, {2}, {true});
   check_both(p, {DType::f16});
+  // Several additional-KV tiles (the last partial), each cut into splits.
+  p = window_problem({4096}, {127});
+  p.heads = 4;
+  p.kv_heads = 2;
+  p.extra_kv = 300;
+  check_both(p, {DType::f16});
+  p = window_problem({6000}, {2048}, {2048});
+  p.head_dim = p.head_dim_v = 32;
+  check_both(p, {DType::bf16});
   GNA_SKIP_IF_NOTHING_RAN();
 }
 

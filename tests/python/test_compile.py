@@ -24,7 +24,7 @@ def forward_args(device, extra):
     xk, xv = None, None
     if extra:
         xk, xv = _leaf(1, 2, 1, 4, device=device), _leaf(1, 2, 1, 3, device=device)
-    return (q, k, v, xk, xv, [3, 2], [1, 2], [1, 2], [True, False], None, "auto")
+    return (q, k, v, xk, xv, [3, 2], [1, 2], [1, 2], [True, False], None, "auto", False)
 
 
 @pytest.mark.parametrize("extra", [False, True])

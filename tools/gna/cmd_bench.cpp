@@ -45,7 +45,8 @@ int run_bench(int argc, char** argv) {
       {"dtype", "f16|bf16|f32|f64", "element type"},
       {"backend", "NAME", "auto (default), reference, cuda-generic or sm90"},
       {"device", "auto|cpu|cuda[:N]", "where tensors live (default: a GPU if there is one)"},
-      {"backward", "", "time the backward pass instead of the forward"},
+      {"backward", "", "time the backward pass instead of the forward (tile options then apply to it)"},
+      {"deterministic", "", "bitwise-reproducible backward (Options::deterministic)"},
       {"warmup", "N", "untimed runs first"},
       {"iters", "N", "timed runs; the median is reported"},
       {"sweep", "N", "time the sm90 kernel on the simulator's N best tile configurations"},
@@ -87,9 +88,14 @@ int run_bench(int argc, char** argv) {
   Options run_options;
   run_options.backend = cmd.text("backend", "auto");
   run_options.tiles = given_tiles(cmd, p.rank());
+  run_options.deterministic = cmd.flag("deterministic");
 
   // The forward runs once in any case: the backward needs its O and LSE.
-  std::string used = forward(p.params, tensors.forward_args(), run_options);
+  // Tile options name the timed pass's tiles, so that forward picks its own.
+  Options forward_options = run_options;
+  if (backward) forward_options.tiles.reset();
+  forward_options.backend = "auto";
+  std::string used = forward(p.params, tensors.forward_args(), backward ? forward_options : run_options);
   auto run_once = [&] {
     used = backward ? gna::backward(p.params, tensors.backward_args(), run_options)
                     : forward(p.params, tensors.forward_args(), run_options);

@@ -41,6 +41,7 @@ int run_check(int argc, char** argv) {
                {"cases", "N", "random problems per backend and pass (default 50)"},
                {"seed", "S", "random seed (default 1)"},
                {"pass", "forward|backward|both", "which passes to check (default both)"},
+               {"deterministic", "", "run the backends in deterministic mode"},
                {"json", "", "print the results as JSON"}});
   if (!cmd.parse(argc, argv)) return 0;
   const int64_t cases = cmd.integer("cases", 50);
@@ -84,6 +85,7 @@ int run_check(int argc, char** argv) {
         c.layout = harness::random_layout(rng, backend != "sm90");
         c.pass = pass;
         c.seed = rng();
+        c.deterministic = cmd.flag("deterministic");
         const harness::CaseResult r = harness::run_case(c, backend, *device);
         ++t.cases;
         if (!r.ran) {

@@ -72,6 +72,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
   got.poison_outputs();
   Options options;
   options.backend = backend;
+  options.deterministic = spec.deterministic;
   try {
     if (spec.pass == Pass::forward) {
       gna::forward(p.params, got.forward_args(), options);

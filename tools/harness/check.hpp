@@ -26,6 +26,7 @@ struct CaseSpec {
   Layout layout = Layout::contiguous;
   Pass pass = Pass::forward;
   uint64_t seed = 0;
+  bool deterministic = false;  // Options::deterministic of the candidate's run
 };
 
 CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device device);

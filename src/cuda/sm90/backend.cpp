@@ -10,6 +10,7 @@
 
 #include "core/backend.hpp"
 #include "core/check.hpp"
+#include "cuda/sm90/host.hpp"
 #include "cuda/sm90/launch.hpp"
 #include "cuda/sm90/tensor_maps.hpp"
 #include "cuda/sm90/tiles.hpp"
@@ -20,82 +21,9 @@ namespace {
 
 using detail::concat;
 
-int compute_capability(int device) {
-  static std::mutex mutex;
-  static int cached[64] = {};
-  std::lock_guard<std::mutex> lock(mutex);
-  if (device < 0 || device >= 64) return 0;
-  if (cached[device] == 0) {
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
-      cudaGetLastError();
-      return 0;
-    }
-    cached[device] = major * 10 + minor;
-  }
-  return cached[device];
-}
-
-// Q, K, V and additional KV are read by TMA: unit stride in the head dim,
-// 16-byte aligned rows and base.
-std::string tma_operand_error(const char* name, const TensorView& t) {
-  if (!t.defined()) return "";
-  if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) {
-    return concat(name, " must be 16-byte aligned for TMA");
-  }
-  if (t.stride[t.ndim - 1] != 1) return concat(name, " needs unit stride in the head dim");
-  for (int i = 0; i + 1 < t.ndim; ++i) {
-    if (t.shape[i] > 1 && t.stride[i] % 8 != 0) {
-      return concat(name, ".stride[", i, "] = ", t.stride[i],
-                    " must be a multiple of 8 elements (16 bytes) for TMA");
-    }
-  }
-  return "";
-}
-
-// O is written two elements at a time.
-std::string output_error(const TensorView& t) {
-  if (reinterpret_cast<uintptr_t>(t.data) % 4 != 0) return "output must be 4-byte aligned";
-  if (t.stride[t.ndim - 1] != 1) return "output needs unit stride in the head dim";
-  for (int i = 0; i + 1 < t.ndim; ++i) {
-    if (t.shape[i] > 1 && t.stride[i] % 2 != 0) {
-      return concat("output.stride[", i, "] = ", t.stride[i], " must be even");
-    }
-  }
-  return "";
-}
-
-// Boxes along axis 0 (as a power of two) so that each spans <= 256 elements.
-int32_t split_log2(int64_t extent, int64_t dilation) {
-  int32_t s = 0;
-  while ((extent >> s) * dilation > 256) ++s;
-  return s;
-}
-
 // Keys and values are read through maps that share coordinates.
 bool same_map_layout(const TensorView& k, const TensorView& v, int rank) {
   return heads_merge(k, rank) == heads_merge(v, rank) && batch_merges(k, rank) == batch_merges(v, rank);
-}
-
-AxisGeometry axis_geometry(const Problem& p, const TileConfig& tiles, int a) {
-  AxisGeometry g;
-  if (a >= p.rank()) return g;  // a one-token axis
-  const AxisParams& ap = p.params.axis[a];
-  g.length = static_cast<int32_t>(p.extent[a]);
-  g.kernel = static_cast<int32_t>(ap.kernel_size);
-  g.stride = static_cast<int32_t>(ap.stride);
-  g.dilation = static_cast<int32_t>(ap.dilation);
-  g.causal = ap.is_causal ? 1 : 0;
-  g.q_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.q_tile[a])));
-  g.kv_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.kv_tile[a])));
-  const int64_t big = (p.extent[a] + ap.dilation - 1) / ap.dilation;  // ceil(n / d)
-  const int64_t small = p.extent[a] / ap.dilation;                     // floor(n / d)
-  g.big_groups = static_cast<int32_t>(p.extent[a] % ap.dilation);
-  g.tiles_big = static_cast<int32_t>((big + tiles.q_tile[a] - 1) / tiles.q_tile[a]);
-  g.tiles_small = static_cast<int32_t>((small + tiles.q_tile[a] - 1) / tiles.q_tile[a]);
-  g.tiles = g.big_groups * g.tiles_big + (g.dilation - g.big_groups) * g.tiles_small;
-  return g;
 }
 
 // The chooser simulates every candidate (up to ~0.1 s for a large 3-D
@@ -118,18 +46,6 @@ TileConfig chosen_tiles(const Problem& p) {
   return tiles;
 }
 
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    cudaGetDevice(&previous_);
-    if (previous_ != device) cudaSetDevice(device);
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
-
 class Sm90Backend final : public detail::Backend {
  public:
   const char* name() const override { return "sm90"; }
@@ -138,7 +54,6 @@ class Sm90Backend final : public detail::Backend {
     if (device.type != DeviceType::cuda) {
       return concat("tensors are on ", device_name(device), "; sm90 runs on CUDA tensors");
     }
-    if (pass != Pass::forward) return "sm90 has the forward pass only (cuda-generic runs backward)";
     const int cc = compute_capability(device.index);
     if (cc != 90) return concat("needs an sm_90 (Hopper) GPU; ", device_name(device), " is sm_", cc);
     if (p.dtype != DType::f16 && p.dtype != DType::bf16) {
@@ -149,6 +64,19 @@ class Sm90Backend final : public detail::Backend {
     }
     if (p.head_dim_v != p.head_dim) {
       return concat("sm90 needs head_dim_v == head_dim (got ", p.head_dim, " and ", p.head_dim_v, ")");
+    }
+    if (pass == Pass::backward) {
+      const std::string reason = backward_problem_error(p);
+      if (!reason.empty()) return reason;
+      // Scratch memory comes from a stream-ordered pool.
+      int pools = 0;
+      if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device.index) !=
+              cudaSuccess ||
+          pools == 0) {
+        cudaGetLastError();
+        return concat(device_name(device), " has no stream-ordered allocator, which the sm90 "
+                                           "backward needs for scratch memory");
+      }
     }
     for (int a = 0; a < p.rank(); ++a) {
       if (p.params.axis[a].dilation > 8) {
@@ -179,7 +107,7 @@ class Sm90Backend final : public detail::Backend {
     if (args.extra_key.defined() && !same_map_layout(args.extra_key, args.extra_value, 1)) {
       return "additional_keys and additional_values must share one memory layout";
     }
-    return output_error(args.output);
+    return paired_store_error("output", args.output);
   }
 
   void forward(const Problem& p, const ForwardArgs& args, const Options& options) const override {
@@ -225,8 +153,6 @@ class Sm90Backend final : public detail::Backend {
         per_batch |= !heads_merge(*t, 1) && !batch_merges(*t, 1);
       }
     }
-    const int chunk = p.head_dim < 64 ? static_cast<int>(p.head_dim) : 64;
-    const Swizzle swizzle = chunk == 64 ? Swizzle::b128 : Swizzle::b64;
     const ElementType element = p.dtype == DType::bf16 ? ElementType::bf16 : ElementType::f16;
     const int64_t kv_tokens = kv_tile_tokens(p.head_dim);
 
@@ -236,20 +162,6 @@ class Sm90Backend final : public detail::Backend {
                        per_batch ? 1u : static_cast<unsigned>(p.batch));
     const int64_t launches = per_batch ? p.batch : 1;
     for (int64_t b = 0; b < launches; ++b) {
-      auto request = [&](const TensorView& t, int rank, const int64_t* box, bool dilated) {
-        MapRequest m;
-        m.tensor = &t;
-        m.rank = rank;
-        m.chunk = chunk;
-        m.swizzle = swizzle;
-        for (int a = 0; a < 3; ++a) {
-          m.box[a] = box[a];
-          m.dilation[a] = dilated && a < r ? p.params.axis[a].dilation : 1;
-        }
-        m.per_batch = per_batch;
-        m.batch = b;
-        return m;
-      };
       int64_t q_box[3] = {1, 1, 1}, kv_box[3] = {1, 1, 1};
       for (int a = 0; a < r; ++a) {
         q_box[a] = tiles.q_tile[a];
@@ -260,14 +172,14 @@ class Sm90Backend final : public detail::Backend {
       // Keys and values share their coordinates (cannot_run_tensors checked
       // that their layouts agree).
       MapCoords unused;
-      launch.maps.q = encode_map(request(args.query, r, q_box, true), &params.q_coords);
-      launch.maps.k = encode_map(request(args.key, r, kv_box, true), &params.kv_coords);
-      launch.maps.v = encode_map(request(args.value, r, kv_box, true), &unused);
+      launch.maps.q = token_map(p, args.query, r, q_box, true, per_batch, b, &params.q_coords);
+      launch.maps.k = token_map(p, args.key, r, kv_box, true, per_batch, b, &params.kv_coords);
+      launch.maps.v = token_map(p, args.value, r, kv_box, true, per_batch, b, &unused);
       if (args.extra_key.defined()) {
         const int64_t extra_box[3] = {kv_tokens, 1, 1};
         launch.maps.extra_k =
-            encode_map(request(args.extra_key, 1, extra_box, false), &params.extra_coords);
-        launch.maps.extra_v = encode_map(request(args.extra_value, 1, extra_box, false), &unused);
+            token_map(p, args.extra_key, 1, extra_box, false, per_batch, b, &params.extra_coords);
+        launch.maps.extra_v = token_map(p, args.extra_value, 1, extra_box, false, per_batch, b, &unused);
       }
       const int64_t batch_offset = per_batch ? b : 0;
       params.out = static_cast<char*>(o.data) + batch_offset * o.stride[0] * 2;
@@ -278,8 +190,15 @@ class Sm90Backend final : public detail::Backend {
     }
   }
 
-  void backward(const Problem&, const BackwardArgs&, const Options&) const override {
-    detail::fail_unsupported("sm90", "the sm90 backend has no backward pass");
+  std::string cannot_run_tensors(const Problem& p, const BackwardArgs& args) const override {
+    return p.empty() ? "" : backward_tensor_error(args);
+  }
+
+  void backward(const Problem& p, const BackwardArgs& args, const Options& options) const override {
+    // An empty problem only zeroes gradients nobody attends to; the generic
+    // backend does that for any layout.
+    if (p.empty()) return detail::cuda_generic_backend()->backward(p, args, options);
+    run_backward(p, args, options);
   }
 };
 

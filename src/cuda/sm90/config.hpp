@@ -1,5 +1,6 @@
-// Compile-time shape of one forward kernel instantiation: tile sizes,
-// shared-memory layout and pipeline depth for an element type and head dim.
+// Compile-time shape of the forward and backward kernel instantiations: tile
+// sizes, shared-memory layout and pipeline depth for an element type and
+// head dim. The simulator reads the tile sizes from here too.
 #pragma once
 
 #include "cuda/sm90/ptx_types.hpp"
@@ -31,6 +32,62 @@ struct ForwardConfig {
   static constexpr int kBarrierOffset = kVOffset + kStages * kKvBytes;
   static constexpr int kBarriers = 1 + 4 * kStages;
   static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;  // + alignment slack
+};
+
+// ---- backward ------------------------------------------------------------------
+
+// The backward kernel is KV-tile parallel: a CTA owns 128 keys (64 per
+// consumer warpgroup) and walks the query tiles that see them, M queries at
+// a time. dK and dV (64 x D each per warpgroup) stay in registers, so the
+// query tile is 64 for D = 128 and 128 below; D = 256 would need 256
+// accumulator registers per thread and is refused.
+constexpr int kBackwardKvTileTokens = 128;
+constexpr int backward_query_tile_tokens(int head_dim) { return head_dim >= 128 ? 64 : 128; }
+constexpr bool backward_head_dim_supported(int head_dim) {
+  return head_dim == 32 || head_dim == 64 || head_dim == 128;
+}
+
+template <class ElementT, int kHeadDimT>
+struct BackwardConfig {
+  using Element = ElementT;
+  static constexpr int kHeadDim = kHeadDimT;
+  static constexpr int kBlockN = kBackwardKvTileTokens;              // keys per CTA
+  static constexpr int kBlockM = backward_query_tile_tokens(kHeadDim);  // queries per step
+  static constexpr int kChunk = kHeadDim < 64 ? kHeadDim : 64;       // elements per smem row
+  static constexpr int kChunks = kHeadDim / kChunk;
+  static constexpr int kRowBytes = kChunk * 2;
+  static constexpr Swizzle kSwizzle = kRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
+  static constexpr int kStages = 2;  // Q / dO ring
+  static constexpr int kThreads = 384;
+  // setmaxnreg moves registers within what the CTA got at launch (168 per
+  // thread under __launch_bounds__(384, 1)); a claim beyond it never returns.
+  static constexpr int kProducerRegisters = 32;
+  static constexpr int kConsumerRegisters = 232;
+  static_assert(128 * kProducerRegisters + 256 * kConsumerRegisters <= kThreads * 168,
+                "warpgroup register budgets exceed the CTA's registers");
+  // dQ = dS K is split between the consumer warpgroups: by head-dim halves
+  // for D = 128 (one 64-column chunk of K each), by query halves otherwise.
+  // Each warpgroup's piece is 64 x kDqCols fp32, half of the tile's dQ.
+  static constexpr int kDqCols = kHeadDim == 128 ? 64 : kHeadDim;
+  static constexpr int kDqPieceFloats = 64 * kDqCols;
+  static constexpr int kKvBytes = kBlockN * kHeadDim * 2;
+  static constexpr int kQBytes = kBlockM * kHeadDim * 2;  // also dO
+  static constexpr int kDsBytes = kBlockN * kBlockM * 2;  // [M / 64][keys][64 queries]
+  static constexpr int kDqBytes = kDqPieceFloats * 4;
+  static constexpr int kRowStatBytes = kBlockM * 4;       // LSE or delta of one query tile
+  // Tiles first (1024-byte aligned for the swizzle), row stats and barriers after.
+  static constexpr int kKOffset = 0;
+  static constexpr int kVOffset = kKOffset + kKvBytes;
+  static constexpr int kQOffset = kVOffset + kKvBytes;
+  static constexpr int kDoOffset = kQOffset + kStages * kQBytes;
+  static constexpr int kDsOffset = kDoOffset + kStages * kQBytes;
+  static constexpr int kDqOffset = kDsOffset + 2 * kDsBytes;
+  static constexpr int kLseOffset = kDqOffset + 2 * kDqBytes;
+  static constexpr int kDeltaOffset = kLseOffset + kStages * kRowStatBytes;
+  static constexpr int kBarrierOffset = kDeltaOffset + kStages * kRowStatBytes;
+  static constexpr int kBarriers = 1 + 3 * kStages;
+  static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;  // + alignment slack
+  static_assert(kSmemBytes <= 227 * 1024, "backward tiles exceed shared memory");
 };
 
 }  // namespace gna::sm90

@@ -20,16 +20,20 @@ template <class Element, int N>
 struct GmmaOps;
 
 // SS: both operands from shared memory, both K-major (S = Q K^T).
+// SS_MN: both from shared memory, both MN-major (the backward's dQ = dS K,
+//        dS stored queries-contiguous, K head-dim-contiguous).
 // RS: A (the probabilities P) from registers, B (V) MN-major in shared memory.
 #define GNA_GMMA_OPS(N)                                                                   \
   template <>                                                                             \
   struct GmmaOps<__half, N> {                                                             \
     using SS = gmma::MMA_64x##N##x16_F32F16F16_SS<gmma::Major::K, gmma::Major::K>;         \
+    using SS_MN = gmma::MMA_64x##N##x16_F32F16F16_SS<gmma::Major::MN, gmma::Major::MN>;    \
     using RS = gmma::MMA_64x##N##x16_F32F16F16_RS<gmma::Major::K, gmma::Major::MN>;        \
   };                                                                                      \
   template <>                                                                             \
   struct GmmaOps<__nv_bfloat16, N> {                                                      \
     using SS = gmma::MMA_64x##N##x16_F32BF16BF16_SS<gmma::Major::K, gmma::Major::K>;       \
+    using SS_MN = gmma::MMA_64x##N##x16_F32BF16BF16_SS<gmma::Major::MN, gmma::Major::MN>;  \
     using RS = gmma::MMA_64x##N##x16_F32BF16BF16_RS<gmma::Major::K, gmma::Major::MN>;      \
   };
 GNA_GMMA_OPS(32)
@@ -55,6 +59,15 @@ template <class Element, int N>
 __device__ __forceinline__ void gmma_ss(uint64_t desc_a, uint64_t desc_b, float (&acc)[N / 2],
                                         bool accumulate) {
   ss_call<typename GmmaOps<Element, N>::SS>(
+      desc_a, desc_b, acc, accumulate ? gmma::ScaleOut::One : gmma::ScaleOut::Zero,
+      std::make_index_sequence<N / 2>{});
+}
+
+// The same with both operands MN-major.
+template <class Element, int N>
+__device__ __forceinline__ void gmma_ss_mn(uint64_t desc_a, uint64_t desc_b, float (&acc)[N / 2],
+                                           bool accumulate) {
+  ss_call<typename GmmaOps<Element, N>::SS_MN>(
       desc_a, desc_b, acc, accumulate ? gmma::ScaleOut::One : gmma::ScaleOut::Zero,
       std::make_index_sequence<N / 2>{});
 }

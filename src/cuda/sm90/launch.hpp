@@ -5,8 +5,11 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "cuda/sm90/config.hpp"
 #include "cuda/sm90/params.hpp"
+#include "gna/error.hpp"
 
 namespace gna::sm90 {
 
@@ -23,6 +26,14 @@ struct Launch {
 };
 
 enum class ElementType { f16, bf16 };
+
+// Every CUDA failure of the backend becomes a gna::Error of kind runtime.
+inline void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    throw Error(ErrorKind::runtime, "sm90",
+                std::string("sm90: ") + what + ": " + cudaGetErrorString(status));
+  }
+}
 
 // Launches the forward kernel for (element, head_dim); throws gna::Error
 // (runtime) when CUDA reports a failure.

@@ -25,6 +25,16 @@ struct AxisGeometry {
   int32_t tiles = 1;
 };
 
+// How the tiles of one axis are numbered over all its dilation groups: the
+// first `big_groups` groups hold `tiles_big` tiles each, the others
+// `tiles_small` (AxisGeometry holds the same for query tiles).
+struct TileGrid {
+  int32_t big_groups = 0;
+  int32_t tiles_big = 1;
+  int32_t tiles_small = 1;
+  int32_t tiles = 1;
+};
+
 // How a (head, batch) pair enters a tensor map's coordinates: the maps merge
 // heads into the head-dim axis or batch into the outermost spatial axis when
 // the strides allow, so that one launch covers every batch with 5-D maps.

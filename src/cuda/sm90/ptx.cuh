@@ -1,7 +1,8 @@
-// The few Hopper instructions the fused kernel uses, as thin inline-PTX
+// The few Hopper instructions the fused kernels use, as thin inline-PTX
 // wrappers: mbarriers (transaction-counting barriers that TMA completes),
-// the 5-D TMA tile load, warpgroup register reallocation and the shared
-// memory matrix descriptor that wgmma reads operands through.
+// named barriers, the 5-D TMA tile load, bulk copies and bulk reductions,
+// proxy fences, warpgroup register reallocation and the shared memory
+// matrix descriptor that wgmma reads operands through.
 #pragma once
 
 #include <cstdint>
@@ -68,6 +69,75 @@ __device__ __forceinline__ void tma_load_5d(const void* map, uint64_t* bar, void
 
 __device__ __forceinline__ void prefetch_tensor_map(const void* map) {
   asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+// Copies `bytes` (a multiple of 16, both addresses 16-byte aligned) from
+// global to shared memory; completion is counted on `bar` like a TMA load.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes,
+                                          uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+          smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(smem_addr(bar))
+      : "memory");
+}
+
+// dst[i] += src[i] over `bytes` of fp32 (a multiple of 16), atomically per
+// element in L2; asynchronous, tracked by bulk groups of the issuing thread.
+__device__ __forceinline__ void bulk_reduce_add(float* dst, const void* src, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;" ::"l"(
+                   reinterpret_cast<uint64_t>(dst)),
+               "r"(smem_addr(src)), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+
+// Waits until at most `Pending` bulk groups of this thread still read shared memory.
+template <int Pending>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(Pending) : "memory");
+}
+
+// Waits until at most `Pending` bulk groups of this thread are incomplete
+// (their writes to global memory performed).
+template <int Pending>
+__device__ __forceinline__ void bulk_wait() {
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(Pending) : "memory");
+}
+
+// ---- ordering across proxies and threads -------------------------------------------
+
+// Shared memory written by ordinary stores becomes visible to the async proxy
+// (wgmma operands, bulk copies) of later operations; each writing thread
+// fences before the barrier that hands the data over.
+__device__ __forceinline__ void fence_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// Orders this thread's async-proxy global accesses with its generic ones.
+__device__ __forceinline__ void fence_async_global() {
+  asm volatile("fence.proxy.async.global;" ::: "memory");
+}
+
+// Named barriers (ids 1..15; 0 is __syncthreads). `threads` counts every
+// thread that syncs or arrives, a multiple of 32.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ int32_t load_acquire(const int32_t* p) {
+  int32_t v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+__device__ __forceinline__ void add_release(int32_t* p, int32_t v) {
+  asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
 // ---- warpgroup register budget --------------------------------------------------

@@ -14,6 +14,29 @@ __device__ __forceinline__ window::Axis window_axis(const AxisGeometry& g) {
   return window::Axis{g.length, g.kernel, g.stride, g.dilation, g.causal != 0};
 }
 
+// First tile index of dilation group `group` in a grid's numbering.
+__device__ __forceinline__ int32_t grid_offset(const TileGrid& g, int32_t group) {
+  return group < g.big_groups ? group * g.tiles_big
+                              : g.big_groups * g.tiles_big + (group - g.big_groups) * g.tiles_small;
+}
+
+// (group, tile within the group) of tile index u of a grid.
+__device__ __forceinline__ void grid_cell(const TileGrid& g, int32_t u, int32_t& group,
+                                          int32_t& tile) {
+  const int32_t in_big = g.big_groups * g.tiles_big;
+  if (u < in_big) {
+    group = u / g.tiles_big;
+    tile = u % g.tiles_big;
+  } else {
+    group = g.big_groups + (u - in_big) / g.tiles_small;
+    tile = (u - in_big) % g.tiles_small;
+  }
+}
+
+__device__ __forceinline__ TileGrid query_grid(const AxisGeometry& g) {
+  return TileGrid{g.big_groups, g.tiles_big, g.tiles_small, g.tiles};
+}
+
 struct QueryTile {
   int32_t group[3];  // dilation group per axis
   int32_t first[3];  // in-group position of the tile's first query
@@ -54,17 +77,9 @@ __device__ __forceinline__ QueryTile query_tile(const ForwardParams& p, int32_t 
 #pragma unroll
   for (int a = 2; a >= 0; --a) {
     const AxisGeometry& g = p.axis[a];
-    const int32_t u = rest % g.tiles;
-    rest /= g.tiles;
-    const int32_t in_big = g.big_groups * g.tiles_big;
     int32_t group, tile;
-    if (u < in_big) {
-      group = u / g.tiles_big;
-      tile = u % g.tiles_big;
-    } else {
-      group = g.big_groups + (u - in_big) / g.tiles_small;
-      tile = (u - in_big) % g.tiles_small;
-    }
+    grid_cell(query_grid(g), rest % g.tiles, group, tile);
+    rest /= g.tiles;
     const window::Axis ax = window_axis(g);
     t.group[a] = group;
     t.length[a] = static_cast<int32_t>(window::group_length(ax, group));

@@ -1,0 +1,213 @@
+// The small memory-bound passes around the fused backward kernel:
+//   prepass:  per query tile of (batch, head): lse2 and delta of its rows,
+//             its dQ scratch zeroed (and its turn counters, deterministic)
+//   dq pass:  dQ = scale * scratch, back into the caller's layout
+//   extra pass: the additional keys' dK (scaled) and dV, summing the splits'
+//             partial sums in split order
+// Rows of a query tile are tokens of one dilation group, decoded as the main
+// kernel does (backward_walk.cuh); padded rows past the group's end get
+// lse2 = +inf and delta = 0, so that the main kernel needs no mask for them.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/sm90/backward_launch.hpp"
+#include "cuda/sm90/backward_walk.cuh"
+#include "cuda/sm90/tile_load.cuh"
+
+namespace gna::sm90 {
+namespace {
+
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// Where row `row` of query tile `tile` lies: its element offset in a tensor
+// with the given strides (head and batch not included); false past the group.
+struct TileRows {
+  int32_t group[3], first[3], length[3];
+};
+
+__device__ __forceinline__ TileRows tile_rows(const BackwardPassParams& p, int32_t tile) {
+  TileRows t;
+  int32_t rest = tile;
+#pragma unroll
+  for (int a = 2; a >= 0; --a) {
+    const TileGrid grid = query_grid(p.axis[a]);
+    int32_t in_group;
+    grid_cell(grid, rest % grid.tiles, t.group[a], in_group);
+    rest /= grid.tiles;
+    t.first[a] = in_group << p.axis[a].q_log2;
+    t.length[a] = static_cast<int32_t>(window::group_length(window_axis(p.axis[a]), t.group[a]));
+  }
+  return t;
+}
+
+__device__ __forceinline__ bool row_offset(const BackwardPassParams& p, const TileRows& t, int row,
+                                           const int64_t* stride, int64_t& offset) {
+  offset = 0;
+  int shift = 0;
+#pragma unroll
+  for (int a = 2; a >= 0; --a) {
+    const int32_t pos = t.first[a] + ((row >> shift) & ((1 << p.axis[a].q_log2) - 1));
+    shift += p.axis[a].q_log2;
+    if (pos >= t.length[a]) return false;
+    offset += static_cast<int64_t>(absolute(p.axis[a], t.group[a], pos)) * stride[1 + a];
+  }
+  return true;
+}
+
+constexpr int kPassThreads = 256;
+
+template <class T>
+__global__ void __launch_bounds__(kPassThreads) prepass_kernel(const BackwardPassParams p) {
+  const int32_t tile = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int64_t rb = (static_cast<int64_t>(batch) * p.heads + head) * p.q_tiles + tile;
+  const TileRows t = tile_rows(p, tile);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const T* o = static_cast<const T*>(p.o.data);
+  const T* dout = static_cast<const T*>(p.dout.data);
+  for (int row = warp; row < p.rows; row += kPassThreads / 32) {
+    int64_t at;
+    float lse2 = INFINITY, delta = 0.0f;
+    if (row_offset(p, t, row, p.o.stride, at)) {
+      int64_t at_do, at_lse;
+      row_offset(p, t, row, p.dout.stride, at_do);
+      row_offset(p, t, row, p.lse.stride, at_lse);
+      at += batch * p.o.stride[0] + head * p.o.stride[4];
+      at_do += batch * p.dout.stride[0] + head * p.dout.stride[4];
+      at_lse += batch * p.lse.stride[0] + head * p.lse.stride[4];
+      float dot = 0.0f;
+      for (int e = lane; e < p.head_dim_v; e += 32) {
+        dot += to_float(o[at + e * p.o.stride[5]]) * to_float(dout[at_do + e * p.dout.stride[5]]);
+      }
+#pragma unroll
+      for (int m = 16; m > 0; m /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, m);
+      delta = dot;
+      if (p.dlse.data != nullptr) {
+        int64_t at_dlse;
+        row_offset(p, t, row, p.dlse.stride, at_dlse);
+        at_dlse += batch * p.dlse.stride[0] + head * p.dlse.stride[4];
+        delta -= static_cast<const float*>(p.dlse.data)[at_dlse];
+      }
+      lse2 = static_cast<const float*>(p.lse.data)[at_lse] * 1.4426950408889634f;
+    }
+    if (lane == 0) {
+      p.lse2[rb * p.rows + row] = lse2;
+      p.delta[rb * p.rows + row] = delta;
+    }
+  }
+  float4* dq = reinterpret_cast<float4*>(p.dq_acc + rb * p.rows * p.head_dim);
+  for (int i = threadIdx.x; i < p.rows * p.head_dim / 4; i += kPassThreads) {
+    dq[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  if (p.deterministic && threadIdx.x < 2) p.order[2 * rb + threadIdx.x] = 0;
+}
+
+// Inverts the staging order of backward_kernel.cuh: piece float e of
+// consumer warpgroup w is accumulator element 4g + r of thread t, with
+// g = e / 512, t = (e / 4) % 128, r = e % 4; that element is row
+// 16 * (t / 32) + (t % 32) / 4 + 8 * (r / 2), column 8g + 2 * (t % 4) + r % 2
+// of the piece, which is rows 0-63 and head-dim columns 64w.. (D = 128) or
+// rows 64w.. and every column (D < 128) of the tile.
+template <class T>
+__global__ void __launch_bounds__(kPassThreads) dq_pass_kernel(const BackwardPassParams p) {
+  const int32_t tile = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+  const int64_t rb = (static_cast<int64_t>(batch) * p.heads + head) * p.q_tiles + tile;
+  const TileRows t = tile_rows(p, tile);
+  const float* acc = p.dq_acc + rb * p.rows * p.head_dim;
+  T* dq = static_cast<T*>(const_cast<void*>(p.dq.data));
+  const bool by_head_dim = p.dq_cols != p.head_dim;
+  const int piece = 64 * p.dq_cols;
+  for (int pair = threadIdx.x; pair < p.rows * p.head_dim / 2; pair += kPassThreads) {
+    const int w = (2 * pair) / piece, e = (2 * pair) % piece;
+    const int g = e / 512, th = (e / 4) % 128, r = e % 4;
+    const int row = 16 * (th / 32) + (th % 32) / 4 + 8 * (r / 2);
+    const int col = 8 * g + 2 * (th % 4);
+    const int tile_row = by_head_dim ? row : 64 * w + row;
+    const int dim = by_head_dim ? 64 * w + col : col;
+    int64_t at;
+    if (!row_offset(p, t, tile_row, p.dq.stride, at)) continue;
+    at += batch * p.dq.stride[0] + head * p.dq.stride[4] + dim * p.dq.stride[5];
+    const float2 v = *reinterpret_cast<const float2*>(acc + w * piece + e);
+    dq[at] = from_float<T>(v.x * p.scale);
+    dq[at + p.dq.stride[5]] = from_float<T>(v.y * p.scale);
+  }
+}
+
+// One thread per (batch, kv head, additional key, element of D + Dv).
+template <class T>
+__global__ void __launch_bounds__(kPassThreads) extra_pass_kernel(const BackwardPassParams p) {
+  const int width = p.head_dim + p.head_dim_v;
+  const int64_t total = static_cast<int64_t>(p.batch) * p.kv_heads * p.extra_kv * width;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kPassThreads + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * kPassThreads) {
+    const int col = static_cast<int>(i % width);
+    const int64_t n = (i / width) % p.extra_kv;
+    const int64_t hk = (i / width / p.extra_kv) % p.kv_heads;
+    const int64_t b = i / width / p.extra_kv / p.kv_heads;
+    const int64_t e = n / kBackwardKvTileTokens, row = n % kBackwardKvTileTokens;
+    const int64_t first = ((b * p.kv_heads + hk) * p.extra_tiles + e) * p.extra_splits;
+    float sum = 0.0f;
+    for (int s = 0; s < p.extra_splits; ++s) {
+      sum += p.extra[((first + s) * kBackwardKvTileTokens + row) * width + col];
+    }
+    const bool is_key = col < p.head_dim;
+    const Strided& out = is_key ? p.dxk : p.dxv;
+    const int64_t at = b * out.stride[0] + n * out.stride[1] + hk * out.stride[4] +
+                       (is_key ? col : col - p.head_dim) * out.stride[5];
+    static_cast<T*>(const_cast<void*>(out.data))[at] = from_float<T>(is_key ? sum * p.scale : sum);
+  }
+}
+
+dim3 tile_grid(const BackwardPassParams& p) {
+  return dim3(static_cast<unsigned>(p.q_tiles), static_cast<unsigned>(p.heads),
+              static_cast<unsigned>(p.batch));
+}
+
+}  // namespace
+
+void launch_backward_prepass(ElementType element, const BackwardPassParams& p, cudaStream_t stream) {
+  if (element == ElementType::bf16) {
+    prepass_kernel<__nv_bfloat16><<<tile_grid(p), kPassThreads, 0, stream>>>(p);
+  } else {
+    prepass_kernel<__half><<<tile_grid(p), kPassThreads, 0, stream>>>(p);
+  }
+  check_cuda(cudaGetLastError(), "backward prepass launch");
+}
+
+void launch_backward_dq_pass(ElementType element, const BackwardPassParams& p, cudaStream_t stream) {
+  if (element == ElementType::bf16) {
+    dq_pass_kernel<__nv_bfloat16><<<tile_grid(p), kPassThreads, 0, stream>>>(p);
+  } else {
+    dq_pass_kernel<__half><<<tile_grid(p), kPassThreads, 0, stream>>>(p);
+  }
+  check_cuda(cudaGetLastError(), "backward dq pass launch");
+}
+
+void launch_backward_extra_pass(ElementType element, const BackwardPassParams& p,
+                                cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(p.batch) * p.kv_heads * p.extra_kv *
+                        (p.head_dim + p.head_dim_v);
+  if (total == 0) return;
+  const unsigned blocks =
+      static_cast<unsigned>(std::min<int64_t>((total + kPassThreads - 1) / kPassThreads, 65535));
+  if (element == ElementType::bf16) {
+    extra_pass_kernel<__nv_bfloat16><<<blocks, kPassThreads, 0, stream>>>(p);
+  } else {
+    extra_pass_kernel<__half><<<blocks, kPassThreads, 0, stream>>>(p);
+  }
+  check_cuda(cudaGetLastError(), "backward additional-KV pass launch");
+}
+
+}  // namespace gna::sm90

@@ -1,0 +1,120 @@
+#include "cuda/sm90/host.hpp"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <mutex>
+
+#include "core/check.hpp"
+#include "cuda/sm90/tensor_maps.hpp"
+
+namespace gna::sm90 {
+
+using detail::concat;
+
+int compute_capability(int device) {
+  static std::mutex mutex;
+  static int cached[64] = {};
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device < 0 || device >= 64) return 0;
+  if (cached[device] == 0) {
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    cached[device] = major * 10 + minor;
+  }
+  return cached[device];
+}
+
+std::string tma_operand_error(const char* name, const TensorView& t) {
+  if (!t.defined()) return "";
+  if (reinterpret_cast<uintptr_t>(t.data) % 16 != 0) {
+    return concat(name, " must be 16-byte aligned for TMA");
+  }
+  if (t.stride[t.ndim - 1] != 1) return concat(name, " needs unit stride in the head dim");
+  for (int i = 0; i + 1 < t.ndim; ++i) {
+    if (t.shape[i] > 1 && t.stride[i] % 8 != 0) {
+      return concat(name, ".stride[", i, "] = ", t.stride[i],
+                    " must be a multiple of 8 elements (16 bytes) for TMA");
+    }
+  }
+  return "";
+}
+
+std::string paired_store_error(const char* name, const TensorView& t) {
+  if (!t.defined()) return "";
+  if (reinterpret_cast<uintptr_t>(t.data) % 4 != 0) return concat(name, " must be 4-byte aligned");
+  if (t.stride[t.ndim - 1] != 1) return concat(name, " needs unit stride in the head dim");
+  for (int i = 0; i + 1 < t.ndim; ++i) {
+    if (t.shape[i] > 1 && t.stride[i] % 2 != 0) {
+      return concat(name, ".stride[", i, "] = ", t.stride[i], " must be even");
+    }
+  }
+  return "";
+}
+
+int32_t split_log2(int64_t extent, int64_t dilation) {
+  int32_t s = 0;
+  while ((extent >> s) * dilation > 256) ++s;
+  return s;
+}
+
+TileGrid tile_grid(const Problem& p, int64_t extent, int a) {
+  TileGrid g;
+  if (a >= p.rank()) return g;
+  const int64_t d = p.params.axis[a].dilation;
+  const int64_t big = (p.extent[a] + d - 1) / d;  // ceil(n / d) tokens
+  const int64_t small = p.extent[a] / d;          // floor(n / d)
+  g.big_groups = static_cast<int32_t>(p.extent[a] % d);
+  g.tiles_big = static_cast<int32_t>((big + extent - 1) / extent);
+  g.tiles_small = static_cast<int32_t>((small + extent - 1) / extent);
+  g.tiles = static_cast<int32_t>(g.big_groups * g.tiles_big + (d - g.big_groups) * g.tiles_small);
+  return g;
+}
+
+AxisGeometry axis_geometry(const Problem& p, const TileConfig& tiles, int a) {
+  AxisGeometry g;
+  if (a >= p.rank()) return g;  // a one-token axis
+  const AxisParams& ap = p.params.axis[a];
+  g.length = static_cast<int32_t>(p.extent[a]);
+  g.kernel = static_cast<int32_t>(ap.kernel_size);
+  g.stride = static_cast<int32_t>(ap.stride);
+  g.dilation = static_cast<int32_t>(ap.dilation);
+  g.causal = ap.is_causal ? 1 : 0;
+  g.q_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.q_tile[a])));
+  g.kv_log2 = static_cast<int32_t>(std::log2(static_cast<double>(tiles.kv_tile[a])));
+  const TileGrid q = tile_grid(p, tiles.q_tile[a], a);
+  g.big_groups = q.big_groups;
+  g.tiles_big = q.tiles_big;
+  g.tiles_small = q.tiles_small;
+  g.tiles = q.tiles;
+  return g;
+}
+
+CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int64_t (&box)[3],
+                      bool dilated, bool per_batch, int64_t batch, MapCoords* coords) {
+  MapRequest m;
+  m.tensor = &t;
+  m.rank = rank;
+  m.chunk = p.head_dim < 64 ? static_cast<int>(p.head_dim) : 64;
+  m.swizzle = m.chunk == 64 ? Swizzle::b128 : Swizzle::b64;
+  for (int a = 0; a < 3; ++a) {
+    m.box[a] = box[a];
+    m.dilation[a] = dilated && a < p.rank() ? p.params.axis[a].dilation : 1;
+  }
+  m.per_batch = per_batch;
+  m.batch = batch;
+  return encode_map(m, coords);
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  cudaGetDevice(&previous_);
+  if (previous_ != device) cudaSetDevice(device);
+}
+
+DeviceGuard::~DeviceGuard() { cudaSetDevice(previous_); }
+
+}  // namespace gna::sm90

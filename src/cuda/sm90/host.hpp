@@ -1,0 +1,66 @@
+// Host-side helpers of the sm90 backend shared by its forward (backend.cpp)
+// and backward (backward_host.cpp): device queries, the tensor rules of TMA
+// operands and paired stores, and kernel geometry from a tile configuration.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <cuda.h>
+
+#include "cuda/sm90/backward_params.hpp"
+#include "cuda/sm90/params.hpp"
+#include "gna/attention.hpp"
+#include "gna/problem.hpp"
+#include "gna/tensor.hpp"
+#include "gna/tiles.hpp"
+
+namespace gna::sm90 {
+
+// Compute capability as major * 10 + minor (0 when the query fails), cached.
+int compute_capability(int device);
+
+// Why `t` cannot be read by TMA ("" when it can): unit stride in the head
+// dim, 16-byte aligned base and strides.
+std::string tma_operand_error(const char* name, const TensorView& t);
+
+// Why `t` cannot be written two elements at a time ("" when it can).
+std::string paired_store_error(const char* name, const TensorView& t);
+
+// Boxes along axis 0 (as a power of two) so that each spans <= 256 elements.
+int32_t split_log2(int64_t extent, int64_t dilation);
+
+// Window and tiling of kernel axis `a` (a one-token axis past the rank):
+// query tiles of tiles.q_tile, KV tile extents of tiles.kv_tile.
+AxisGeometry axis_geometry(const Problem& p, const TileConfig& tiles, int a);
+
+// How tiles of `extent` positions number over the dilation groups of axis `a`.
+TileGrid tile_grid(const Problem& p, int64_t extent, int a);
+
+// The backward pass (backward_host.cpp): why it cannot run a problem or its
+// tensors ("" when it can), and one call of it on a non-empty problem.
+std::string backward_problem_error(const Problem& p);
+std::string backward_tensor_error(const BackwardArgs& args);
+void run_backward(const Problem& p, const BackwardArgs& args, const Options& options);
+
+// The TMA map of a token tensor with `rank` spatial axes whose tiles are
+// boxes of `box` tokens (axis 0 already divided into split boxes), walked
+// with the problem's dilation when `dilated`; head-dim rows of 64 elements
+// (32 for D = 32) in the matching swizzle. `per_batch`: the map covers batch
+// element `batch` only.
+CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int64_t (&box)[3],
+                      bool dilated, bool per_batch, int64_t batch, MapCoords* coords);
+
+// Makes `device` current for the scope.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+}  // namespace gna::sm90
