@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gna/gna.hpp"
+#include "problem_info.hpp"
 #include "tensor_view.hpp"
 
 namespace nb = nanobind;
@@ -176,4 +177,5 @@ NB_MODULE(_C, m) {
   m.def("version", &gna::version, "The library's version (the file VERSION of the source tree).");
   m.def("cuda_device_count", &gna::cuda_device_count,
         "CUDA devices this build can use (0 without CUDA).");
+  bind_problem_info(m);
 }
