@@ -1,5 +1,5 @@
 // The window arithmetic of src/core/window.hpp: hand-worked examples from
-// SEMANTICS.md, then properties checked by brute force over random axes.
+// docs/semantics.md, then properties checked by brute force over random axes.
 #include <gtest/gtest.h>
 
 #include <random>
