@@ -2,9 +2,11 @@
 
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,8 +22,8 @@ namespace {
 
 // A problem described by sizes alone (no tensors), as Python passes it.
 struct Spec {
-  std::vector<int64_t> shape, kernel_size, stride, dilation;
-  std::vector<bool> is_causal;
+  std::vector<int64_t> shape;
+  std::vector<std::tuple<int64_t, int64_t, int64_t, bool>> axes;  // (kernel, stride, dilation, causal)
   int64_t batch = 1, heads = 1, kv_heads = 1, head_dim = 64, head_dim_v = 64, extra_kv = 0;
   std::string dtype = "float16";
 };
@@ -40,22 +42,17 @@ Problem problem_of(const Spec& s) {
     throw Error(ErrorKind::value, "shape",
                 "shape has " + std::to_string(rank) + " extents: expected 1, 2 or 3");
   }
-  auto check_length = [&](size_t n, const char* name) {
-    if (n != rank) {
-      throw Error(ErrorKind::value, name,
-                  std::string(name) + " has " + std::to_string(n) + " entries, shape " +
-                      std::to_string(rank));
-    }
-  };
-  check_length(s.kernel_size.size(), "kernel_size");
-  check_length(s.stride.size(), "stride");
-  check_length(s.dilation.size(), "dilation");
-  check_length(s.is_causal.size(), "is_causal");
+  if (s.axes.size() != rank) {
+    throw Error(ErrorKind::value, "axes",
+                "axes has " + std::to_string(s.axes.size()) + " entries, shape " +
+                    std::to_string(rank));
+  }
   Problem p;
   p.params.rank = static_cast<int>(rank);
   for (size_t a = 0; a < rank; ++a) {
     p.extent[a] = s.shape[a];
-    p.params.axis[a] = AxisParams{s.kernel_size[a], s.stride[a], s.dilation[a], s.is_causal[a]};
+    const auto& [kernel_size, stride, dilation, is_causal] = s.axes[a];
+    p.params.axis[a] = AxisParams{kernel_size, stride, dilation, is_causal};
   }
   p.batch = s.batch;
   p.heads = s.heads;
@@ -123,13 +120,10 @@ std::vector<std::pair<std::string, std::string>> backends_for(const Spec& spec, 
 }  // namespace
 
 void bind_problem_info(nb::module_& m) {
-  nb::class_<Spec>(m, "ProblemSpec", "A problem by its sizes alone (lists: one entry per axis)")
+  nb::class_<Spec>(m, "ProblemSpec", "A problem by its sizes alone (shape and axes: one entry per axis)")
       .def(nb::init<>())
       .def_rw("shape", &Spec::shape)
-      .def_rw("kernel_size", &Spec::kernel_size)
-      .def_rw("stride", &Spec::stride)
-      .def_rw("dilation", &Spec::dilation)
-      .def_rw("is_causal", &Spec::is_causal)
+      .def_rw("axes", &Spec::axes, "(kernel_size, stride, dilation, is_causal) of each axis")
       .def_rw("batch", &Spec::batch)
       .def_rw("heads", &Spec::heads)
       .def_rw("kv_heads", &Spec::kv_heads)

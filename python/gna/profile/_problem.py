@@ -37,8 +37,8 @@ class Problem:
 
     def spec(self):
         s = _C.ProblemSpec()
-        s.shape, s.kernel_size = list(self.shape), list(self.window)
-        s.stride, s.dilation, s.is_causal = list(self.stride), list(self.dilation), list(self.causal)
+        s.shape = list(self.shape)
+        s.axes = list(zip(self.window, self.stride, self.dilation, self.causal))
         s.batch, s.heads, s.kv_heads = self.batch, self.heads, self.kv_heads
         s.head_dim, s.head_dim_v, s.extra_kv = self.dim, self.dim_v, self.extra_kv
         s.dtype = str(self.torch_dtype).replace("torch.", "")
