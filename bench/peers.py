@@ -6,13 +6,13 @@ FlexAttention (compiled) with the same neighborhood mask.
 
 Speedup = cuDNN dense time / gna time, everything gna runs counted (output
 allocation and the kernel; there is no separate reordering pass). Times are
-medians of CUDA-event-timed runs after warm-up (gna.profile's timer); each
-call gets fresh inputs from a small rotation so no case runs out of a warm
-L2 only.
+medians of CUDA-event-timed runs after warm-up; each call gets fresh inputs
+from a small rotation so no case runs out of a warm L2 only.
 """
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import gna
-from gna.profile import neighborhood_mask_mod, time_ms
+from gna.profile import neighborhood_mask_mod, time_ms  # shared with python -m gna.profile
 
 # (name, shape, heads, window, stride, causal, dtype, head_dim, target speedup)
 TARGET_CASES = [
@@ -123,8 +123,8 @@ def run_case(case, flex, cli, rotation):
     dense = 2.0 * n * n * heads * 2 * head_dim
     row["flop_bound"] = dense / useful
 
-    row["gna_ms"] = time_ms(run_gna, gna_inputs, "cuda")
-    row["cudnn_ms"] = time_ms(run_cudnn, dense_inputs, "cuda")
+    row["gna_ms"] = time_ms(run_gna, gna_inputs)
+    row["cudnn_ms"] = time_ms(run_cudnn, dense_inputs)
     row["gna_tflops"] = useful / row["gna_ms"] / 1e9
     row["cudnn_tflops"] = dense / row["cudnn_ms"] / 1e9
     row["speedup"] = row["cudnn_ms"] / row["gna_ms"]
@@ -133,8 +133,7 @@ def run_case(case, flex, cli, rotation):
         mask = create_block_mask(neighborhood_mask_mod(shape, window, stride, dilation, causal),
                                  None, None, n, n, device="cuda", _compile=True)
         flex_fn = torch.compile(flex_attention)
-        row["flex_ms"] = time_ms(lambda q, k, v: flex_fn(q, k, v, block_mask=mask), dense_inputs,
-                                  "cuda")
+        row["flex_ms"] = time_ms(lambda q, k, v: flex_fn(q, k, v, block_mask=mask), dense_inputs)
         row["flex_speedup"] = row["cudnn_ms"] / row["flex_ms"]
     row["sim"] = sim_info(cli, shape, window, stride, causal, head_dim)
     # Correctness spot check against FlexAttention's masked result (same math).
