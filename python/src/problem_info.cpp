@@ -23,7 +23,8 @@ namespace {
 // A problem described by sizes alone (no tensors), as Python passes it.
 struct Spec {
   std::vector<int64_t> shape;
-  std::vector<std::tuple<int64_t, int64_t, int64_t, bool>> axes;  // (kernel, stride, dilation, causal)
+  // (kernel_size, stride, dilation, is_causal) of each axis
+  std::vector<std::tuple<int64_t, int64_t, int64_t, bool>> axes;
   int64_t batch = 1, heads = 1, kv_heads = 1, head_dim = 64, head_dim_v = 64, extra_kv = 0;
   std::string dtype = "float16";
 };
@@ -105,13 +106,13 @@ nb::dict simulate(const Spec& spec) {
 std::vector<std::pair<std::string, std::string>> backends_for(const Spec& spec, bool backward,
                                                               const std::string& device,
                                                               int device_index) {
-  Device d;
-  if (device == "cuda") d = Device{DeviceType::cuda, device_index};
-  else if (device != "cpu") {
+  if (device != "cpu" && device != "cuda") {
     throw Error(ErrorKind::value, "device", "device = '" + device + "': expected cpu or cuda");
   }
+  const Device d = device == "cuda" ? Device{DeviceType::cuda, device_index} : Device{};
   std::vector<std::pair<std::string, std::string>> out;
-  for (const BackendInfo& b : backends(problem_of(spec), backward ? Pass::backward : Pass::forward, d)) {
+  const Pass pass = backward ? Pass::backward : Pass::forward;
+  for (const BackendInfo& b : backends(problem_of(spec), pass, d)) {
     if (b.compiled) out.emplace_back(b.name, b.reason);
   }
   return out;
@@ -120,7 +121,8 @@ std::vector<std::pair<std::string, std::string>> backends_for(const Spec& spec, 
 }  // namespace
 
 void bind_problem_info(nb::module_& m) {
-  nb::class_<Spec>(m, "ProblemSpec", "A problem by its sizes alone (shape and axes: one entry per axis)")
+  nb::class_<Spec>(m, "ProblemSpec",
+                   "A problem by its sizes alone (shape and axes: one entry per axis)")
       .def(nb::init<>())
       .def_rw("shape", &Spec::shape)
       .def_rw("axes", &Spec::axes, "(kernel_size, stride, dilation, is_causal) of each axis")

@@ -28,7 +28,8 @@ def examples(text):
                 if command:
                     yield command, "\n".join(output)
                 words = shlex.split(line[2:])
-                command = words if len(words) > 1 and words[0] == "gna" and words[1] in RUN else None
+                ours = len(words) > 1 and words[0] == "gna" and words[1] in RUN
+                command = words if ours else None
                 output = []
             else:
                 output.append(line)

@@ -34,8 +34,8 @@ OPT_OUT = "check_links: " + "no-mentions"
 def repository_files(root):
     """Tracked and untracked-but-not-ignored files; every file without git."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=root, capture_output=True, check=True).stdout
+        listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        out = subprocess.run(listing, cwd=root, capture_output=True, check=True).stdout
         return sorted({root / p for p in out.decode().split("\0") if p and (root / p).is_file()})
     except (OSError, subprocess.CalledProcessError):
         files = []
@@ -112,7 +112,8 @@ def main(argv):
     found = problems(root)
     for line in found:
         print(line)
-    print(f"check_links: {len(found)} broken link(s)" if found else "check_links: all links resolve")
+    print(f"check_links: {len(found)} broken link(s)" if found
+          else "check_links: all links resolve")
     return 1 if found else 0
 
 

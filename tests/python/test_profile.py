@@ -26,7 +26,8 @@ def rows_by_impl(result):
 
 
 @pytest.mark.parametrize("flags", [
-    ["--shape", "13x9", "--window", "5x3", "--stride", "2x1", "--dilation", "2x1", "--causal", "1x0"],
+    ["--shape", "13x9", "--window", "5x3", "--stride", "2x1", "--dilation", "2x1",
+     "--causal", "1x0"],
     ["--shape", "40", "--window", "9", "--stride", "3", "--dilation", "2"],
     ["--shape", "6x5x7", "--window", "3x1x5", "--causal", "0x0x1", "--kv-heads", "1"],
     ["--shape", "12x12", "--window", "4", "--extra-kv", "3", "--dim-v", "8"],
@@ -46,7 +47,8 @@ def test_flops_and_speedups_follow_the_times(capsys):
     figures, rows = result["figures"], rows_by_impl(result)
     assert figures["forward_flops"] == 2 * (16 * 5) ** 2 * 2 * (16 + 16)
     assert figures["dense_forward_flops"] == 2 * 256 ** 2 * 2 * (16 + 16)
-    assert rows["gna"]["tflops"] == pytest.approx(figures["forward_flops"] / rows["gna"]["ms"] / 1e9)
+    assert rows["gna"]["tflops"] == pytest.approx(
+        figures["forward_flops"] / rows["gna"]["ms"] / 1e9)
     assert rows["math"]["tflops"] == pytest.approx(
         figures["dense_forward_flops"] / rows["math"]["ms"] / 1e9)
     dense = [r for r in rows.values() if r["dense"] and r["ms"]]
@@ -65,7 +67,8 @@ def test_backward_counts_both_passes(capsys):
 
 
 def test_rows_that_cannot_run_say_why(capsys):
-    rows = rows_by_impl(profile_json(capsys, "--impl", "gna,cudnn", "--shape", "8", "--window", "3"))
+    result = profile_json(capsys, "--impl", "gna,cudnn", "--shape", "8", "--window", "3")
+    rows = rows_by_impl(result)
     assert rows["cudnn"]["ms"] is None
     assert "CUDA" in rows["cudnn"]["error"]
 

@@ -20,7 +20,9 @@ class Unavailable(Exception):
 
 def default_impls(device):
     # The math backend materializes every score: too big for GPU problems.
-    return ("gna", "flex", "cudnn", "flash") if device.type == "cuda" else ("gna", "flex", "flash", "math")
+    if device.type == "cuda":
+        return ("gna", "flex", "cudnn", "flash")
+    return ("gna", "flex", "flash", "math")
 
 
 def _gna(problem, options):

@@ -128,8 +128,9 @@ def _names(parser, a, device):
 def main(argv=None):
     parser = _parser()
     a = parser.parse_args(argv)
+    iters = 1 if a.iters is None else a.iters
     for flag, value, low in (("--warmup", a.warmup, 0), ("--rotation", a.rotation, 1),
-                             ("--iters", 1 if a.iters is None else a.iters, 1), ("--budget-ms", a.budget_ms, 1e-9)):
+                             ("--iters", iters, 1), ("--budget-ms", a.budget_ms, 1e-9)):
         if value < low:
             parser.error(f"{flag} = {value}: must be >= {low:g}")
     if a.plot and not a.sweep_window:

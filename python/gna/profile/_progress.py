@@ -21,7 +21,8 @@ class _Plain:
         if not (self.live or final):
             return
         filled = 20 * self.n // max(self.total, 1)
-        text = f"{self.desc} [{'#' * filled}{'.' * (20 - filled)}] {self.n}/{self.total} {self.postfix}"
+        bar = "#" * filled + "." * (20 - filled)
+        text = f"{self.desc} [{bar}] {self.n}/{self.total} {self.postfix}"
         self.file.write(("\r" + text) if self.live else text + "\n")
         self.file.flush()
 

@@ -69,7 +69,10 @@ def print_sweep(problem, points, dense_rows, baseline, backward):
         line = (f"{_x(p['window']):>12} {_num(p['flop_bound']):>10} "
                 f"{_num(sm90.get('tile_bound')):>10} {_num(sm90.get('predicted_speedup')):>10}")
         for r in p["rows"]:
-            line += f" {_num(r.ms):>10} {_num(r.speedup, 3):>8}" if not r.error else f" {'n/a':>10} {'-':>8}"
+            if r.error:
+                line += f" {'n/a':>10} {'-':>8}"
+            else:
+                line += f" {_num(r.ms):>10} {_num(r.speedup, 3):>8}"
         print(line)
     if baseline:
         print(f"x: speedup over the fastest dense row ({baseline})")

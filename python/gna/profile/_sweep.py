@@ -41,9 +41,9 @@ def sweep(problem, names, options, sizes, show_progress=True):
         bar.set_postfix_str("window " + "x".join(map(str, p.window)))
         figures = p.figures()
         rows = measure(p, local_names, options, figures)
+        flop_bound = figures["dense_forward_flops"] / max(figures["forward_flops"], 1.0)
         points.append({"window": list(p.window), "stride": list(p.stride), "figures": figures,
-                       "flop_bound": figures["dense_forward_flops"] / max(figures["forward_flops"], 1.0),
-                       "rows": rows})
+                       "flop_bound": flop_bound, "rows": rows})
         bar.update()
     bar.close()
     baseline = None
@@ -72,7 +72,8 @@ def plot(points, baseline, backward, title, path):
         measured = [(xi, r.speedup) for xi, p in zip(x, points) for r in p["rows"]
                     if r.impl == name and r.speedup]
         if measured:
-            ax.plot([a for a, _ in measured], [s for _, s in measured], marker, label=f"{name}, measured")
+            ax.plot([a for a, _ in measured], [s for _, s in measured], marker,
+                    label=f"{name}, measured")
     ax.set_yscale("log")
     ax.set_xlabel("window size (largest axis)")
     ax.set_ylabel(f"speedup over dense ({baseline or 'no dense run'})")
