@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import gna
+from gna.profile import neighborhood_mask_mod, time_ms  # shared with python -m gna.profile
 
 # (name, shape, heads, window, stride, causal, dtype, head_dim, target speedup)
 TARGET_CASES = [
@@ -74,30 +75,6 @@ TRAIN_CASES = [
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16}
 
 
-def time_ms(fn, inputs, budget_ms=1200.0):
-    """Per-call time of back-to-back calls (as a model layer issues them),
-    between two CUDA events; the median of three such runs. Host overhead
-    counts whenever it outlasts the kernel, since the GPU then waits."""
-    for args in inputs:  # warm-up: compilation, caches, handles
-        fn(*args)
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn(*inputs[0])
-    end.record()
-    end.synchronize()
-    calls = max(3, min(200, int(budget_ms / 3 / max(start.elapsed_time(end), 1e-3))))
-    samples = []
-    for _ in range(3):
-        start.record()
-        for i in range(calls):
-            fn(*inputs[i % len(inputs)])
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / calls)
-    return statistics.median(samples)
-
-
 def call_overhead_us(calls=2000):
     """Wall time per call of tiny problems, back to back: the host cost of a
     call (Python, dispatch, launch) when the kernel itself takes microseconds."""
@@ -119,36 +96,6 @@ def call_overhead_us(calls=2000):
         torch.cuda.synchronize()
         out[name] = (time.perf_counter() - t0) / calls * 1e6
     return out
-
-
-def neighborhood_mask_mod(shape, window, stride, dilation, causal):
-    """FlexAttention mask_mod: SEMANTICS.md written with torch ops."""
-    sizes = list(shape)
-
-    def axis_visible(i, j, n, k, s, d, c):
-        g = i % d
-        p, q = i // d, j // d
-        m = (n - g + d - 1) // d
-        run = (p // s) * s
-        if c:
-            leader = torch.minimum(run + s - 1, m - 1)
-            return (j % d == g) & (q >= torch.clamp(leader - k + 1, min=0)) & (q <= p)
-        left, right = k // 2, k - 1 - k // 2
-        leader = torch.minimum(run + s // 2, m - 1)
-        center = torch.minimum(torch.maximum(leader, torch.full_like(leader, left)), m - 1 - right)
-        return (j % d == g) & (q >= center - left) & (q <= center + right)
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        visible = None
-        rest_q, rest_k = q_idx, kv_idx
-        for a in reversed(range(len(sizes))):
-            iq, jk = rest_q % sizes[a], rest_k % sizes[a]
-            rest_q, rest_k = rest_q // sizes[a], rest_k // sizes[a]
-            v = axis_visible(iq, jk, sizes[a], window[a], stride[a], dilation[a], causal[a])
-            visible = v if visible is None else visible & v
-        return visible
-
-    return mask_mod
 
 
 def sim_info(cli, shape, window, stride, causal, head_dim):

@@ -6,3 +6,4 @@
 #include "gna/problem.hpp"
 #include "gna/tensor.hpp"
 #include "gna/tiles.hpp"
+#include "gna/version.hpp"

@@ -48,7 +48,7 @@ struct Problem {
   std::string describe() const;           // one line for logs and tables
 };
 
-// Checks every rule of SEMANTICS.md on the problem alone (no tensors);
+// Checks every rule of docs/semantics.md on the problem alone (no tensors);
 // throws gna::Error naming the argument on the first violation.
 void validate(const Problem& problem);
 

@@ -5,10 +5,12 @@ Works on torch tensors (CPU or CUDA; autograd and torch.compile through the
 custom ops gna::na_forward / gna::na_backward) and on numpy arrays.
 """
 from ._C import backend_names, cuda_device_count
+from ._C import version as _library_version
 from .functional import (attention, merge_attentions, na1d, na2d, na3d,
                          neighborhood_attention)
 
-__version__ = "0.1.0"
+# The C++ library's own number, so Python, C++ and the CLI cannot disagree.
+__version__ = _library_version()
 __all__ = ["attention", "merge_attentions", "na1d", "na2d", "na3d",
            "neighborhood_attention", "backend_names", "cuda_device_count"]
 

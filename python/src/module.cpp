@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gna/gna.hpp"
+#include "problem_info.hpp"
 #include "tensor_view.hpp"
 
 namespace nb = nanobind;
@@ -174,6 +175,8 @@ NB_MODULE(_C, m) {
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
         "Writes the gradients; returns the name of the backend that ran.");
   m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
+  m.def("version", &gna::version, "The library's version (the file VERSION of the source tree).");
   m.def("cuda_device_count", &gna::cuda_device_count,
         "CUDA devices this build can use (0 without CUDA).");
+  bind_problem_info(m);
 }

@@ -1,5 +1,5 @@
 // Window arithmetic of generalized neighborhood attention: the one source of
-// truth for which keys a query sees (../shared/SEMANTICS.md). CPU reference,
+// truth for which keys a query sees (docs/semantics.md). CPU reference,
 // CUDA kernels and the simulator all include this header, so a change here
 // changes every backend at once.
 //

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "gna/version.hpp"
+
 #ifndef GNA_CLI_PATH
 #error "GNA_CLI_PATH must name the gna executable"
 #endif
@@ -154,6 +156,14 @@ TEST(Cli, EverySubcommandHasHelp) {
   for (const char* command : {"mask", "check", "bench", "sim"}) {
     EXPECT_NE(top.out.find(command), std::string::npos) << top.out;
   }
+}
+
+// The CLI, the library and the VERSION file CMake read agree.
+TEST(Cli, VersionIsTheLibrarysAndTheSourceTrees) {
+  const Outcome r = gna("--version");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, std::string("gna ") + gna::version() + "\n");
+  EXPECT_STREQ(gna::version(), GNA_SOURCE_VERSION);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// One test per input rule of SEMANTICS.md: the call throws gna::Error of the
+// One test per input rule of docs/semantics.md: the call throws gna::Error of the
 // right kind, naming the argument (and its value) in the message.
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The reference backend against the independent brute-force oracle
 // (tools/harness/oracle.cpp, a dense masked softmax built straight from the
-// wording of SEMANTICS.md) on a randomized sweep of every parameter, dtype
+// wording of docs/semantics.md) on a randomized sweep of every parameter, dtype
 // and memory layout.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// The special cases SEMANTICS.md names, each against attention computed
+// The special cases docs/semantics.md names, each against attention computed
 // directly here: full windows are dense attention, s == k is blocked
 // attention, 1-D causal with k == n is causal attention, and a 3-D window
 // (1, k, k) is per-frame 2-D attention.

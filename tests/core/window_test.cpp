@@ -1,5 +1,5 @@
 // The window arithmetic of src/core/window.hpp (and its tile-granular form,
-// core/tile_walk.hpp): hand-worked examples from SEMANTICS.md, then
+// core/tile_walk.hpp): hand-worked examples from docs/semantics.md, then
 // properties checked by brute force over random axes.
 #include <gtest/gtest.h>
 

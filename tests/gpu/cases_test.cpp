@@ -1,4 +1,4 @@
-// Dedicated cases, each aimed at one rule of SEMANTICS.md, forward and
+// Dedicated cases, each aimed at one rule of docs/semantics.md, forward and
 // backward, in fp16, bf16 and fp32 (sm90 runs what it supports).
 #include "gpu_test.hpp"
 

@@ -1,5 +1,5 @@
 """The test oracle: dense attention under an explicit boolean mask, built
-straight from SEMANTICS.md with plain loops, independent of the C++ code.
+straight from docs/semantics.md with plain loops, independent of the C++ code.
 
 Everything runs in float64 on the CPU with autograd, so gradients of the
 oracle come from torch, not from a hand-written backward.

@@ -33,7 +33,7 @@ def _problem(spatial, kernel_size, stride=None, dilation=None, is_causal=None, *
                    is_causal=is_causal or (False,) * rank, **kw)
 
 
-# Named corner cases, each a rule of SEMANTICS.md at work.
+# Named corner cases, each a rule of docs/semantics.md at work.
 SPECIAL = {
     "self_attention_1d": _problem((9,), (9,)),
     "causal_self_attention_1d": _problem((9,), (9,), is_causal=(True,)),

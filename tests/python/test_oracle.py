@@ -1,4 +1,4 @@
-"""The oracle itself against facts of SEMANTICS.md and against torch's own
+"""The oracle itself against facts of docs/semantics.md and against torch's own
 scaled_dot_product_attention, so a wrong mask cannot pass as a right one."""
 import random
 

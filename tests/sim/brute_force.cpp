@@ -144,7 +144,7 @@ BruteCounts brute_force(const Problem& p, const TileConfig& t) {
       grp.g[a] = g[a];
       grp.d[a] = p.params.axis[a].dilation;
       grp.n[a] = p.extent[a];
-      grp.m[a] = (p.extent[a] - g[a] + grp.d[a] - 1) / grp.d[a];  // SEMANTICS.md, rule 1
+      grp.m[a] = (p.extent[a] - g[a] + grp.d[a] - 1) / grp.d[a];  // docs/semantics.md, rule 1
     }
     c.group(grp);
   });

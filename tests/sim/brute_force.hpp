@@ -1,5 +1,5 @@
 // A brute-force tile count for the simulator's tests: explicit boxes of
-// tokens, the oracle's T x T mask (built from SEMANTICS.md, not from
+// tokens, the oracle's T x T mask (built from docs/semantics.md, not from
 // window.hpp), and every (query, key) pair of every tile pair looked at.
 #pragma once
 

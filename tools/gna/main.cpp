@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "gna/error.hpp"
+#include "gna/version.hpp"
 
 namespace {
 
@@ -25,7 +26,8 @@ const Subcommand kSubcommands[] = {
 };
 
 void usage(std::FILE* out) {
-  std::fprintf(out, "usage: gna <command> [options]   (gna <command> --help for details)\n\n");
+  std::fprintf(out, "usage: gna <command> [options]   (gna <command> --help for details)\n"
+                   "       gna --version\n\n");
   for (const Subcommand& s : kSubcommands) std::fprintf(out, "  %-7s %s\n", s.name, s.summary);
 }
 
@@ -54,6 +56,10 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     usage(stdout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::printf("gna %s\n", gna::version());
     return 0;
   }
   for (const Subcommand& s : kSubcommands) {

@@ -8,7 +8,7 @@
 namespace gna::harness {
 namespace {
 
-// One axis, spelled out exactly as SEMANTICS.md words it.
+// One axis, spelled out exactly as docs/semantics.md words it.
 bool axis_sees(int64_t n, const AxisParams& ax, int64_t query, int64_t key) {
   const int64_t d = ax.dilation, k = ax.kernel_size, s = ax.stride;
   // 1. Dilation groups; attention never crosses them.

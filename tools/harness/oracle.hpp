@@ -1,5 +1,5 @@
 // A brute-force oracle, independent of src/core/window.hpp: it builds the
-// full boolean mask straight from the wording of ../shared/SEMANTICS.md and
+// full boolean mask straight from the rules of docs/semantics.md and
 // runs dense masked softmax attention in fp64. The reference backend is
 // checked against it; everything else is checked against the reference.
 #pragma once
