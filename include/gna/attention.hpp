@@ -31,9 +31,10 @@ struct BackwardArgs {
 };
 
 struct Options {
-  std::string backend = "auto";  // "auto", "reference", "cuda-generic", "sm90"
+  std::string backend = "auto";  // "auto", "cpu", "reference", "cuda-generic", "sm90"
   void* stream = nullptr;        // cudaStream_t for CUDA backends
   std::optional<TileConfig> tiles;  // overrides the tile chooser (sm90)
+  int threads = 0;  // CPU backends' threads; 0: GNA_NUM_THREADS, else the hardware's
 };
 
 // Builds the Problem the tensors describe and checks every input rule.
