@@ -1,0 +1,177 @@
+// The cpu backend's forward: one work item is one query tile of one batch
+// and head. Its lanes' queries are packed (scaled into log2 units), then the
+// tile walks its steps (boxes of key chunks, src/cpu/tile_walk.hpp) and the
+// additional KV, with the online softmax of FlashAttention: per step the
+// scores, the new running maximum, the rescale of what was accumulated, and
+// P V. Only steps that are not clean pay for the mask, one add per key.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/forward.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu/kernels-inl.h"
+#include "cpu/steps-inl.h"
+#include "cpu/passes.hpp"
+#include "cpu/scratch.hpp"
+#include "cpu/thread_pool.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace gna::cpu {
+namespace HWY_NAMESPACE {
+namespace {
+
+struct ForwardScratch {
+  AlignedFloats packed, acc, staged, spare, scores, lanes, bias[kMaxSpatialRank];
+  StepRows rows;
+  TileWalk walk;
+};
+
+class QueryTile {
+ public:
+  QueryTile(const ForwardJob& job, ForwardScratch& s) : job_(job), p_(*job.problem), s_(s) {
+    const size_t L = hn::Lanes(d_);
+    // Packed rows come in whole L x L blocks: room for the dims rounded up.
+    acc_size_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L) * L;
+    packed_ = s.packed.reserve(hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L) * L);
+    acc_ = s.acc.reserve(acc_size_);
+    staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim_v) * L);
+    spare_ = s.spare.reserve(L * L);
+    scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    lanes_ = s.lanes.reserve(3 * L);
+    for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
+  }
+
+  void run(int64_t b, int64_t h, int64_t tile) {
+    b_ = b;
+    h_ = h;
+    hk_ = h / (p_.heads / p_.kv_heads);
+    s_.walk.start(job_.tiling, tile, kStepTokens);
+    const float* rows[kMaxLanes];
+    LaneRows(s_.walk, job_.query, b_, h_, rows);
+    PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, packed_, spare_);
+    max_ = hn::Set(d_, kMasked);
+    sum_ = hn::Zero(d_);
+    std::fill(acc_, acc_ + acc_size_, 0.0f);
+    for_each_step(s_.walk, [&](const Step& step) {
+      GatherStep(d_, s_.walk, step, job_.key, job_.value, b_, hk_, nullptr, bias_, scores_,
+                 s_.rows);
+      attend(!step.clean);
+    });
+    for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
+      const int64_t n = std::min(kStepTokens, p_.extra_kv - first);
+      for (int64_t i = 0; i < n; ++i) {
+        s_.rows.first[i] = job_.extra_key.row(b_, first + i, hk_);
+        s_.rows.second[i] = job_.extra_value.row(b_, first + i, hk_);
+      }
+      s_.rows.count = static_cast<size_t>(n);
+      attend(false);
+    }
+    write_results();
+  }
+
+ private:
+  // One step of the online softmax over the keys gathered in s_.rows
+  // (scores_ holds their mask bias when `biased`).
+  void attend(bool biased) {
+    const size_t L = hn::Lanes(d_), n = s_.rows.count;
+    const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
+    const VF step_max = biased ? DotAllRows<true>(d_, s_.rows.first, n, packed_, D, scores_)
+                               : DotAllRows<false>(d_, s_.rows.first, n, packed_, D, scores_);
+    const VF new_max = hn::Max(max_, step_max);
+    const VF rescale = Exp2(d_, hn::Sub(max_, new_max));
+    max_ = new_max;
+    VF step_sum = hn::Zero(d_);
+    for (size_t i = 0; i < n; ++i) {
+      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), max_));
+      hn::Store(prob, d_, scores_ + i * L);
+      step_sum = hn::Add(step_sum, prob);
+    }
+    sum_ = hn::MulAdd(sum_, rescale, step_sum);
+    if (!hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
+      for (size_t e = 0; e < Dv; ++e) {
+        hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
+      }
+    }
+    AddAllRows(d_, s_.rows.second, n, scores_, Dv, acc_);
+  }
+
+  // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
+  void write_results() {
+    const size_t L = hn::Lanes(d_);
+    const ForwardArgs& args = *job_.args;
+    float *max = lanes_, *sum = lanes_ + L, *inv = lanes_ + 2 * L;
+    hn::Store(max_, d_, max);
+    hn::Store(sum_, d_, sum);
+    hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
+    WriteLanes(d_, s_.walk, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_,
+               staged_, spare_);
+    if (!args.lse.defined()) return;
+    const TensorView& lse = args.lse;
+    int64_t offset[kMaxLanes];
+    s_.walk.lane_offsets(lse.stride + 1, offset);
+    float* out = static_cast<float*>(lse.data) + b_ * lse.stride[0] + h_ * lse.stride[p_.rank() + 1];
+    for (size_t l = 0; l < L; ++l) {
+      if (s_.walk.valid(static_cast<int>(l))) out[offset[l]] = (max[l] + std::log2(sum[l])) * kLn2;
+    }
+  }
+
+  const DF d_;
+  const ForwardJob& job_;
+  const Problem& p_;
+  ForwardScratch& s_;
+  float *packed_, *acc_, *staged_, *spare_, *scores_, *lanes_, *bias_[kMaxSpatialRank];
+  size_t acc_size_ = 0;
+  int64_t b_ = 0, h_ = 0, hk_ = 0;
+  VF max_, sum_;
+};
+
+}  // namespace
+
+void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
+  thread_local ForwardScratch scratch;
+  QueryTile tile(job, scratch);
+  const int64_t tiles = job.tiling.count(), heads = job.problem->heads;
+  for (int64_t item = begin; item < end; ++item) {
+    tile.run(item / (tiles * heads), (item / tiles) % heads, item % tiles);
+  }
+}
+
+int LaneCount() { return static_cast<int>(hn::Lanes(DF())); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gna::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gna::cpu {
+
+HWY_EXPORT(ForwardItems);
+HWY_EXPORT(LaneCount);
+
+int simd_lanes() { return HWY_DYNAMIC_DISPATCH(LaneCount)(); }
+
+void forward_pass(const Problem& p, const ForwardArgs& args, int threads) {
+  ForwardJob job;
+  job.problem = &p;
+  job.args = &args;
+  job.tiling = make_tiling(p, simd_lanes(), Looks::at_keys);
+  job.query.prepare(args.query, p.rank(), threads);
+  job.key.prepare(args.key, p.rank(), threads);
+  job.value.prepare(args.value, p.rank(), threads);
+  job.extra_key.prepare(args.extra_key, 1, threads);
+  job.extra_value.prepare(args.extra_value, 1, threads);
+  job.scale2 = static_cast<float>(p.scale()) * kLog2e;
+  const int64_t items = p.batch * p.heads * job.tiling.count();
+  parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(ForwardItems)(job, begin, end);
+  });
+}
+
+}  // namespace gna::cpu
+#endif  // HWY_ONCE
