@@ -100,6 +100,9 @@ RandomSpec spec_for_backend(const std::string& backend) {
   RandomSpec spec;
   if (backend == "reference") {
     spec.dtypes = {DType::f32, DType::f64, DType::f16, DType::bf16};
+  } else if (backend == "cpu") {
+    spec.dtypes = {DType::f32, DType::f16, DType::bf16};
+    spec.head_dims = {1, 3, 8, 16, 24, 32, 64, 80};
   } else if (backend == "sm90") {
     spec.dtypes = {DType::f16, DType::bf16};
     spec.head_dims = {32, 64, 128, 256};
@@ -115,7 +118,7 @@ RandomSpec spec_for_backend(const std::string& backend) {
 }
 
 std::optional<Device> device_for_backend(const std::string& backend) {
-  if (backend == "reference") return Device{};
+  if (backend == "reference" || backend == "cpu") return Device{};
   if (cuda_device_count() > 0) return Device{DeviceType::cuda, 0};
   return std::nullopt;
 }
