@@ -50,7 +50,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
   std::mt19937_64 rng(spec.seed);
 
   // Expected results on the host.
-  Tensors want(p, Device{}, spec.layout);
+  Tensors want(p, Device{}, spec.layout, spec.grad_lse);
   want.randomize_inputs(rng);
   if (is_reference) {
     oracle_forward(p, want.forward_args());
@@ -67,7 +67,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
 
   // The candidate gets the same inputs (and, for backward, the same O and
   // LSE, so that its gradients are compared on equal footing).
-  Tensors got(p, device, spec.layout);
+  Tensors got(p, device, spec.layout, spec.grad_lse);
   got.copy_from(want);
   got.poison_outputs();
   Options options;

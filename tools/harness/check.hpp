@@ -26,6 +26,7 @@ struct CaseSpec {
   Layout layout = Layout::contiguous;
   Pass pass = Pass::forward;
   uint64_t seed = 0;
+  bool grad_lse = false;  // backward: a gradient flows into LSE too
 };
 
 CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device device);
