@@ -66,4 +66,9 @@ std::vector<std::string> backend_names();
 // Number of CUDA devices usable by this build (0 without CUDA or GPU).
 int cuda_device_count();
 
+// Threads the CPU backends use for a call whose Options::threads is
+// `requested`: itself when positive, else GNA_NUM_THREADS when set, else
+// the hardware's thread count. All calls share one pool of threads.
+int cpu_threads(int requested = 0);
+
 }  // namespace gna

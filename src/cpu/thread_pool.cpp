@@ -181,3 +181,7 @@ void parallel_for_chunks(int64_t count, int threads, const Body& body) {
 }
 
 }  // namespace gna::cpu
+
+namespace gna {
+int cpu_threads(int requested) { return cpu::thread_count(requested); }
+}  // namespace gna
