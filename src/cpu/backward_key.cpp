@@ -26,8 +26,8 @@ namespace HWY_NAMESPACE {
 namespace {
 
 struct KeyGradScratch {
-  AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, lanes,
-      bias[kMaxSpatialRank];
+  AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, step_bias,
+      lanes, bias[kMaxSpatialRank];
   StepRows rows;
   TileWalk walk;
 };
@@ -48,6 +48,7 @@ class KeyGradTile {
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
     grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lanes_ = s.lanes.reserve(L);
     for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
@@ -55,17 +56,28 @@ class KeyGradTile {
   // Key tile `tile` of the grid.
   void run_grid(int64_t b, int64_t hk, int64_t tile) {
     TileWalk& w = s_.walk;
-    w.start(job_.key_tiling, tile, kStepTokens);
+    if (tile != tile_) {  // the kv heads of one tile come in a row and share its walk
+      w.start(job_.key_tiling, tile, kStepTokens);
+      tile_ = tile;
+      one_step_ = GatherOnlyStep(d_, w, job_.query, job_.grad_output, job_.token_stride, bias_,
+                                 step_bias_, s_.rows);
+    }
     const float* key_rows[kMaxLanes];
     const float* value_rows[kMaxLanes];
     LaneRows(w, job_.key, b, hk, key_rows);
     LaneRows(w, job_.value, b, hk, value_rows);
     start(key_rows, value_rows);
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
+      if (one_step_) {
+        s_.rows.aim(job_.query, job_.grad_output, b, h);
+        accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr, b, h);
+        continue;
+      }
       for_each_step(w, [&](const Step& step) {
-        GatherStep(d_, w, step, job_.query, job_.grad_output, b, h, job_.token_stride, bias_,
-                   scores_, s_.rows);
-        accumulate(!step.clean, b, h);
+        GatherStep(d_, w, step, job_.query, job_.grad_output, job_.token_stride, bias_, scores_,
+                   s_.rows);
+        s_.rows.aim(job_.query, job_.grad_output, b, h);
+        accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr, b, h);
       });
     }
     const BackwardArgs& args = *job_.args;
@@ -97,19 +109,20 @@ class KeyGradTile {
                     hk * args.grad_extra_value.stride[2];
     }
     start(key_rows, value_rows);
+    tile_ = -1;  // s_.rows is taken for the queries
     const int64_t tokens = p_.tokens();
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
       int64_t x[kMaxSpatialRank] = {0, 0, 0};
       for (int64_t t0 = 0; t0 < tokens; t0 += kStepTokens) {
-        const int64_t n = std::min(kStepTokens, tokens - t0);
-        for (int64_t i = 0; i < n; ++i) {
-          s_.rows.first[i] = job_.query.row(b, x, h);
-          s_.rows.second[i] = job_.grad_output.row(b, x, h);
-          s_.rows.token[i] = t0 + i;
+        StepRows& all = s_.rows;
+        all.count = static_cast<size_t>(std::min(kStepTokens, tokens - t0));
+        for (size_t i = 0; i < all.count; ++i) {
+          all.first[i] = job_.query.row(b, x, h);
+          all.second[i] = job_.grad_output.row(b, x, h);
+          all.token[i] = t0 + static_cast<int64_t>(i);
           for (int a = p_.rank() - 1; a >= 0 && ++x[a] == p_.extent[a]; --a) x[a] = 0;
         }
-        s_.rows.count = static_cast<size_t>(n);
-        accumulate(false, b, h);
+        accumulate(all, nullptr, b, h);
       }
     }
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
@@ -130,27 +143,24 @@ class KeyGradTile {
     std::fill(grad_value_, grad_value_ + value_size_, 0.0f);
   }
 
-  // dV += P^T dO and dK += dS^T Q over the queries gathered in s_.rows, of
-  // batch b and head h (scores_ holds their mask bias when `biased`).
-  void accumulate(bool biased, int64_t b, int64_t h) {
-    const size_t L = hn::Lanes(d_), n = s_.rows.count;
+  // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
+  // and head h, with their mask bias when there is one (bias may be
+  // scores_ itself).
+  void accumulate(const StepRows& rows, const float* bias, int64_t b, int64_t h) {
+    const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    if (biased) {
-      DotAllRows<true>(d_, s_.rows.first, n, key_, D, scores_);
-    } else {
-      DotAllRows<false>(d_, s_.rows.first, n, key_, D, scores_);
-    }
-    DotAllRows<false>(d_, s_.rows.second, n, value_, Dv, grad_scores_);
+    Scores(d_, rows.first, n, key_, D, bias, scores_);
+    Scores(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
-      const size_t row = static_cast<size_t>(job_.query_row(b, s_.rows.token[i], h));
+      const size_t row = static_cast<size_t>(job_.query_row(b, rows.token[i], h));
       const VF prob =
           Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), hn::Set(d_, job_.lse2[row])));
       const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), hn::Set(d_, job_.delta[row]));
       hn::Store(prob, d_, scores_ + i * L);
       hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
     }
-    AddAllRows(d_, s_.rows.second, n, scores_, Dv, grad_value_);
-    AddAllRows(d_, s_.rows.first, n, grad_scores_, D, grad_key_);
+    AddAllRows(d_, rows.second, n, scores_, Dv, grad_value_);
+    AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
   }
 
   const DF d_;
@@ -158,15 +168,17 @@ class KeyGradTile {
   const Problem& p_;
   KeyGradScratch& s_;
   float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
-      *lanes_;
+      *step_bias_, *lanes_;
   float* bias_[kMaxSpatialRank];
   size_t key_size_ = 0, value_size_ = 0;
+  int64_t tile_ = -1;
+  bool one_step_ = false;
 };
 
 }  // namespace
 
 // Items [0, grid) are key tiles of the grid, the rest tiles of additional
-// KV tokens; both in (batch, kv head, tile) order.
+// KV tokens; both in (batch, tile, kv head) order.
 void KeyGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
   thread_local KeyGradScratch scratch;
   KeyGradTile tile(job, scratch);
@@ -177,10 +189,10 @@ void KeyGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
   const int64_t grid = p.batch * kv * tiles;
   for (int64_t item = begin; item < end; ++item) {
     if (item < grid) {
-      tile.run_grid(item / (tiles * kv), (item / tiles) % kv, item % tiles);
+      tile.run_grid(item / (tiles * kv), item % kv, (item / kv) % tiles);
     } else {
       const int64_t e = item - grid;
-      tile.run_extra(e / (extra_tiles * kv), (e / extra_tiles) % kv, (e % extra_tiles) * lanes);
+      tile.run_extra(e / (extra_tiles * kv), e % kv, (e / kv) % extra_tiles * lanes);
     }
   }
 }

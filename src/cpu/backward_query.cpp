@@ -26,9 +26,9 @@ namespace HWY_NAMESPACE {
 namespace {
 
 struct QueryGradScratch {
-  AlignedFloats query, grad_output, acc, staged, spare, scores, grad_scores, lanes,
+  AlignedFloats query, grad_output, acc, staged, spare, scores, grad_scores, step_bias, lanes,
       bias[kMaxSpatialRank];
-  StepRows rows;
+  StepRows rows, extra;
   TileWalk walk;
 };
 
@@ -46,6 +46,7 @@ class QueryGradTile {
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
     grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lanes_ = s.lanes.reserve(L);
     for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
@@ -54,22 +55,32 @@ class QueryGradTile {
     b_ = b;
     h_ = h;
     hk_ = h / (p_.heads / p_.kv_heads);
-    s_.walk.start(job_.query_tiling, tile, kStepTokens);
+    if (tile != tile_) {  // the heads of one tile come in a row and share its walk
+      s_.walk.start(job_.query_tiling, tile, kStepTokens);
+      tile_ = tile;
+      one_step_ = GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr, bias_, step_bias_,
+                                 s_.rows);
+    }
     pack_lanes();
     std::fill(acc_, acc_ + acc_size_, 0.0f);
-    for_each_step(s_.walk, [&](const Step& step) {
-      GatherStep(d_, s_.walk, step, job_.key, job_.value, b_, hk_, nullptr, bias_, scores_,
-                 s_.rows);
-      accumulate(!step.clean);
-    });
+    if (one_step_) {
+      s_.rows.aim(job_.key, job_.value, b_, hk_);
+      accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
+    } else {
+      for_each_step(s_.walk, [&](const Step& step) {
+        GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
+        s_.rows.aim(job_.key, job_.value, b_, hk_);
+        accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr);
+      });
+    }
     for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
-      const int64_t n = std::min(kStepTokens, p_.extra_kv - first);
-      for (int64_t i = 0; i < n; ++i) {
-        s_.rows.first[i] = job_.extra_key.row(b_, first + i, hk_);
-        s_.rows.second[i] = job_.extra_value.row(b_, first + i, hk_);
+      StepRows& extra = s_.extra;
+      extra.count = static_cast<size_t>(std::min(kStepTokens, p_.extra_kv - first));
+      for (size_t i = 0; i < extra.count; ++i) {
+        extra.first[i] = job_.extra_key.row(b_, first + static_cast<int64_t>(i), hk_);
+        extra.second[i] = job_.extra_value.row(b_, first + static_cast<int64_t>(i), hk_);
       }
-      s_.rows.count = static_cast<size_t>(n);
-      accumulate(false);
+      accumulate(extra, nullptr);
     }
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
     WriteLanes(d_, s_.walk, acc_, static_cast<size_t>(p_.head_dim), lanes_,
@@ -121,33 +132,31 @@ class QueryGradTile {
     lse_ = hn::Load(d_, lane_lse);
   }
 
-  // dQ += dS K over the keys gathered in s_.rows (scores_ holds their mask
-  // bias when `biased`).
-  void accumulate(bool biased) {
-    const size_t L = hn::Lanes(d_), n = s_.rows.count;
+  // dQ += dS K over the keys in `rows`, with their mask bias when there is
+  // one (bias may be scores_ itself).
+  void accumulate(const StepRows& rows, const float* bias) {
+    const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    if (biased) {
-      DotAllRows<true>(d_, s_.rows.first, n, query_, D, scores_);
-    } else {
-      DotAllRows<false>(d_, s_.rows.first, n, query_, D, scores_);
-    }
-    DotAllRows<false>(d_, s_.rows.second, n, grad_output_, Dv, grad_scores_);
+    Scores(d_, rows.first, n, query_, D, bias, scores_);
+    Scores(d_, rows.second, n, grad_output_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
       const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse_));
       const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta_);
       hn::Store(hn::Mul(prob, grad), d_, scores_ + i * L);
     }
-    AddAllRows(d_, s_.rows.first, n, scores_, D, acc_);
+    AddAllRows(d_, rows.first, n, scores_, D, acc_);
   }
 
   const DF d_;
   BackwardJob& job_;
   const Problem& p_;
   QueryGradScratch& s_;
-  float *query_, *grad_output_, *acc_, *staged_, *spare_, *scores_, *grad_scores_, *lanes_;
+  float *query_, *grad_output_, *acc_, *staged_, *spare_, *scores_, *grad_scores_, *step_bias_,
+      *lanes_;
   float* bias_[kMaxSpatialRank];
   size_t acc_size_ = 0;
-  int64_t b_ = 0, h_ = 0, hk_ = 0;
+  int64_t b_ = 0, h_ = 0, hk_ = 0, tile_ = -1;
+  bool one_step_ = false;
   VF delta_, lse_;
 };
 
@@ -156,9 +165,10 @@ class QueryGradTile {
 void QueryGradItems(BackwardJob& job, int64_t begin, int64_t end) {
   thread_local QueryGradScratch scratch;
   QueryGradTile tile(job, scratch);
+  // (batch, tile, head) order, as in the forward.
   const int64_t tiles = job.query_tiling.count(), heads = job.problem->heads;
   for (int64_t item = begin; item < end; ++item) {
-    tile.run(item / (tiles * heads), (item / tiles) % heads, item % tiles);
+    tile.run(item / (tiles * heads), item % heads, (item / heads) % tiles);
   }
 }
 

@@ -27,8 +27,8 @@ namespace HWY_NAMESPACE {
 namespace {
 
 struct ForwardScratch {
-  AlignedFloats packed, acc, staged, spare, scores, lanes, bias[kMaxSpatialRank];
-  StepRows rows;
+  AlignedFloats packed, acc, staged, spare, scores, step_bias, lanes, bias[kMaxSpatialRank];
+  StepRows rows, extra;
   TileWalk walk;
 };
 
@@ -43,6 +43,7 @@ class QueryTile {
     staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim_v) * L);
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lanes_ = s.lanes.reserve(3 * L);
     for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
@@ -51,38 +52,48 @@ class QueryTile {
     b_ = b;
     h_ = h;
     hk_ = h / (p_.heads / p_.kv_heads);
-    s_.walk.start(job_.tiling, tile, kStepTokens);
+    if (tile != tile_) {  // the heads of one tile come in a row and share its walk
+      s_.walk.start(job_.tiling, tile, kStepTokens);
+      tile_ = tile;
+      one_step_ = GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr, bias_, step_bias_,
+                                 s_.rows);
+    }
     const float* rows[kMaxLanes];
     LaneRows(s_.walk, job_.query, b_, h_, rows);
+    if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
     PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, packed_, spare_);
     max_ = hn::Set(d_, kMasked);
     sum_ = hn::Zero(d_);
     std::fill(acc_, acc_ + acc_size_, 0.0f);
-    for_each_step(s_.walk, [&](const Step& step) {
-      GatherStep(d_, s_.walk, step, job_.key, job_.value, b_, hk_, nullptr, bias_, scores_,
-                 s_.rows);
-      attend(!step.clean);
-    });
+    if (one_step_) {
+      s_.rows.aim(job_.key, job_.value, b_, hk_);
+      attend(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
+    } else {
+      for_each_step(s_.walk, [&](const Step& step) {
+        GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
+        s_.rows.aim(job_.key, job_.value, b_, hk_);
+        attend(s_.rows, s_.rows.biased ? scores_ : nullptr);
+      });
+    }
     for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
-      const int64_t n = std::min(kStepTokens, p_.extra_kv - first);
-      for (int64_t i = 0; i < n; ++i) {
-        s_.rows.first[i] = job_.extra_key.row(b_, first + i, hk_);
-        s_.rows.second[i] = job_.extra_value.row(b_, first + i, hk_);
+      StepRows& extra = s_.extra;
+      extra.count = static_cast<size_t>(std::min(kStepTokens, p_.extra_kv - first));
+      for (size_t i = 0; i < extra.count; ++i) {
+        extra.first[i] = job_.extra_key.row(b_, first + static_cast<int64_t>(i), hk_);
+        extra.second[i] = job_.extra_value.row(b_, first + static_cast<int64_t>(i), hk_);
       }
-      s_.rows.count = static_cast<size_t>(n);
-      attend(false);
+      attend(extra, nullptr);
     }
     write_results();
   }
 
  private:
-  // One step of the online softmax over the keys gathered in s_.rows
-  // (scores_ holds their mask bias when `biased`).
-  void attend(bool biased) {
-    const size_t L = hn::Lanes(d_), n = s_.rows.count;
+  // One step of the online softmax over the keys in `rows`, with their mask
+  // bias when there is one (bias may be scores_ itself).
+  void attend(const StepRows& rows, const float* bias) {
+    const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    const VF step_max = biased ? DotAllRows<true>(d_, s_.rows.first, n, packed_, D, scores_)
-                               : DotAllRows<false>(d_, s_.rows.first, n, packed_, D, scores_);
+    const VF step_max = Scores(d_, rows.first, n, packed_, D, bias, scores_);
     const VF new_max = hn::Max(max_, step_max);
     const VF rescale = Exp2(d_, hn::Sub(max_, new_max));
     max_ = new_max;
@@ -98,7 +109,7 @@ class QueryTile {
         hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
       }
     }
-    AddAllRows(d_, s_.rows.second, n, scores_, Dv, acc_);
+    AddAllRows(d_, rows.second, n, scores_, Dv, acc_);
   }
 
   // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
@@ -125,9 +136,11 @@ class QueryTile {
   const ForwardJob& job_;
   const Problem& p_;
   ForwardScratch& s_;
-  float *packed_, *acc_, *staged_, *spare_, *scores_, *lanes_, *bias_[kMaxSpatialRank];
+  float *packed_, *acc_, *staged_, *spare_, *scores_, *step_bias_, *lanes_;
+  float* bias_[kMaxSpatialRank];
   size_t acc_size_ = 0;
-  int64_t b_ = 0, h_ = 0, hk_ = 0;
+  int64_t b_ = 0, h_ = 0, hk_ = 0, tile_ = -1;
+  bool one_step_ = false;
   VF max_, sum_;
 };
 
@@ -136,9 +149,11 @@ class QueryTile {
 void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
   thread_local ForwardScratch scratch;
   QueryTile tile(job, scratch);
+  // (batch, tile, head) order: neighbouring items share rows in the caches
+  // (the heads of one token are adjacent in memory).
   const int64_t tiles = job.tiling.count(), heads = job.problem->heads;
   for (int64_t item = begin; item < end; ++item) {
-    tile.run(item / (tiles * heads), (item / tiles) % heads, item % tiles);
+    tile.run(item / (tiles * heads), item % heads, (item / heads) % tiles);
   }
 }
 

@@ -30,15 +30,15 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// out[r] (+)= sum_e rows[r][e] * packed[e] for R rows, and max = the running
-// lane-wise maximum of the results. kAdd: out already holds the mask bias.
-template <int R, bool kAdd>
+// out[r] = bias[r] + sum_e rows[r][e] * packed[e] for R rows (bias only
+// with kBias, else 0), and max = the running lane-wise maximum of them.
+template <int R, bool kBias>
 HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, size_t dim,
-                        float* out, VF& max) {
+                        const float* bias, float* out, VF& max) {
   const size_t L = hn::Lanes(d);
   VF acc[R];
   HWY_UNROLL(16)
-  for (int r = 0; r < R; ++r) acc[r] = kAdd ? hn::Load(d, out + r * L) : hn::Zero(d);
+  for (int r = 0; r < R; ++r) acc[r] = kBias ? hn::Load(d, bias + r * L) : hn::Zero(d);
   for (size_t e = 0; e < dim; ++e) {
     const VF lanes = hn::Load(d, packed + e * L);
     HWY_UNROLL(16)
@@ -51,17 +51,29 @@ HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, siz
   }
 }
 
-// DotRows over `count` rows: out holds one vector per row.
-template <bool kAdd>
+// DotRows over `count` rows: bias and out hold one vector per row. Returns
+// the lane-wise maximum.
+template <bool kBias>
 HWY_INLINE VF DotAllRows(DF d, const float* const* rows, size_t count, const float* packed,
-                         size_t dim, float* out) {
+                         size_t dim, const float* bias, float* out) {
   const size_t L = hn::Lanes(d);
   VF max = hn::Set(d, kMasked);
   size_t r = 0;
-  for (; r + 8 <= count; r += 8) DotRows<8, kAdd>(d, rows + r, packed, dim, out + r * L, max);
-  for (; r + 4 <= count; r += 4) DotRows<4, kAdd>(d, rows + r, packed, dim, out + r * L, max);
-  for (; r < count; ++r) DotRows<1, kAdd>(d, rows + r, packed, dim, out + r * L, max);
+  for (; r + 8 <= count; r += 8) {
+    DotRows<8, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  }
+  for (; r + 4 <= count; r += 4) {
+    DotRows<4, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  }
+  for (; r < count; ++r) DotRows<1, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
   return max;
+}
+
+// DotAllRows with the bias when there is one (nullptr: none).
+HWY_INLINE VF Scores(DF d, const float* const* rows, size_t count, const float* packed,
+                     size_t dim, const float* bias, float* out) {
+  return bias != nullptr ? DotAllRows<true>(d, rows, count, packed, dim, bias, out)
+                         : DotAllRows<false>(d, rows, count, packed, dim, out, out);
 }
 
 // acc[e] += sum_n rows[n][col + e] * weights[n] for E consecutive columns:

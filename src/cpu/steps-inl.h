@@ -9,6 +9,7 @@
 #define GNA_CPU_STEPS_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <cstdint>
@@ -31,23 +32,43 @@ HWY_INLINE void LaneRows(const TileWalk& w, const Fp32Rows& source, int64_t b, i
   for (int l = 0; l < w.lanes(); ++l) rows[l] = origin + offset[l];
 }
 
-// The tokens of one step, gathered: rows of two tensors (keys and values,
-// or queries and output gradients) and, for a step that is not clean, the
-// mask bias of every token (one vector each) in `bias`.
+// Asks for the lanes' rows `ahead` floats further on (the next head's)
+// while this item still computes: their first touch is a cache miss.
+HWY_INLINE void PrefetchRows(const float* const* rows, int64_t ahead) {
+  for (size_t l = 0; l < hn::Lanes(DF()); ++l) hwy::Prefetch(rows[l] + ahead);
+}
+
+// The tokens of one step, gathered: where the rows of two tensors (keys
+// and values, or queries and output gradients) lie relative to the rows of
+// a (batch, head), so that one gathering serves every head; and where they
+// are for the (batch, head) of the current item.
 struct StepRows {
+  int64_t first_at[kStepTokens];
+  int64_t second_at[kStepTokens];
+  int64_t token[kStepTokens];  // row-major token index, when asked for
   const float* first[kStepTokens];
   const float* second[kStepTokens];
-  int64_t token[kStepTokens];  // row-major token index, when asked for
   size_t count = 0;
+  bool biased = false;  // the step needs its mask bias
+
+  void aim(const Fp32Rows& f, const Fp32Rows& s, int64_t b, int64_t h) {
+    const float* fo = f.origin(b, h);
+    const float* so = s.origin(b, h);
+    for (size_t n = 0; n < count; ++n) {
+      first[n] = fo + first_at[n];
+      second[n] = so + second_at[n];
+    }
+  }
 };
 
+// Gathers one step of the walk's tile into `out`, with the mask bias of
+// every token (one vector each) in `bias` when the step is not clean.
 // axis_bias[a]: room for one chunk's bias per axis (kStepTokens vectors).
 // token_stride: row-major token strides of the grid, or nullptr when the
 // token indices are not needed.
 HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32Rows& first,
-                           const Fp32Rows& second, int64_t b, int64_t h,
-                           const int64_t* token_stride, float* const* axis_bias, float* bias,
-                           StepRows& out) {
+                           const Fp32Rows& second, const int64_t* token_stride,
+                           float* const* axis_bias, float* bias, StepRows& out) {
   const size_t L = hn::Lanes(d);
   const int last = w.rank() - 1;
   bool masked[kMaxSpatialRank] = {false, false, false};
@@ -58,17 +79,21 @@ HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32
   // Consecutive in-group tokens along the last axis are one dilation apart.
   const int64_t first_step = first.stride(1 + last) * w.dilation(last);
   const int64_t second_step = second.stride(1 + last) * w.dilation(last);
+  const int64_t* first_stride = first.spatial_strides();
+  const int64_t* second_stride = second.spatial_strides();
   size_t n = 0;
   for_each_run(w, step, [&](const int64_t* y, const int64_t* j, int64_t count) {
-    const float* f = first.row(b, y, h);
-    const float* s = second.row(b, y, h);
+    int64_t f = 0, s = 0, t = 0;
+    for (int a = 0; a <= last; ++a) {
+      f += y[a] * first_stride[a];
+      s += y[a] * second_stride[a];
+      if (token_stride != nullptr) t += y[a] * token_stride[a];
+    }
     for (int64_t i = 0; i < count; ++i) {
-      out.first[n + i] = f + i * first_step;
-      out.second[n + i] = s + i * second_step;
+      out.first_at[n + i] = f + i * first_step;
+      out.second_at[n + i] = s + i * second_step;
     }
     if (token_stride != nullptr) {
-      int64_t t = 0;
-      for (int a = 0; a < w.rank(); ++a) t += y[a] * token_stride[a];
       for (int64_t i = 0; i < count; ++i) out.token[n + i] = t + i * w.dilation(last);
     }
     if (!step.clean) {
@@ -90,6 +115,20 @@ HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32
     n += static_cast<size_t>(count);
   });
   out.count = n;
+  out.biased = !step.clean;
+}
+
+// The one step of a tile that has only one (small windows), gathered once
+// for all the heads that visit the tile in a row; tiles of several steps
+// gather each step where it is used.
+HWY_INLINE bool GatherOnlyStep(DF d, const TileWalk& w, const Fp32Rows& first,
+                               const Fp32Rows& second, const int64_t* token_stride,
+                               float* const* axis_bias, float* bias, StepRows& out) {
+  if (w.steps() != 1) return false;
+  for_each_step(w, [&](const Step& step) {
+    GatherStep(d, w, step, first, second, token_stride, axis_bias, bias, out);
+  });
+  return true;
 }
 
 // Writes packed[e * L + l] * row_scale[l] (e < dim) into the row of `t` at

@@ -86,6 +86,12 @@ class TileWalk {
   bool valid(int l) const { return valid_[l]; }
   const bool* valid_lanes() const { return valid_; }
   const std::vector<Chunk>& chunks(int a) const { return chunks_[a]; }
+  // Steps of the flash loop: boxes of one chunk per axis.
+  int64_t steps() const {
+    int64_t n = 1;
+    for (int a = 0; a < rank_; ++a) n *= static_cast<int64_t>(chunks_[a].size());
+    return n;
+  }
   // Absolute index of in-group position j of this tile's group along axis a.
   int64_t index(int a, int64_t j) const { return span_[a].group + dilation_[a] * j; }
   int64_t dilation(int a) const { return dilation_[a]; }
