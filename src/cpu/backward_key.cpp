@@ -1,10 +1,12 @@
-// The cpu backend's backward, second pass: one work item is one key tile of
-// one batch and kv head (its lanes are keys), looking at the queries that see
-// it (window::query_range), for every query head that reads the kv head
-// (GQA). Per step of queries: S = Q K^T, P = exp2(S - lse), dP = dO V^T,
-// dS = P (dP - delta), then dV += P^T dO and dK += dS^T Q. Every item owns
-// its keys' gradients, so nothing is shared between threads. Tiles of
-// additional KV tokens look at every query the same way, unmasked.
+// The key side of the cpu backend's backward (src/cpu/passes.hpp): one work
+// item is one key tile of one batch and kv head (its lanes are keys),
+// looking at the queries that see it (window::query_range), for every query
+// head that reads the kv head (GQA). Per step of queries: S = Q K^T,
+// P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), then dV += P^T dO
+// and dK += dS^T Q, which the item owns; when fused, also dQ += dS K into
+// query rows that no other item of the running color touches. Tiles of
+// additional KV tokens look at every query the same way, unmasked, and
+// leave their part of dQ to the query pass.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/backward_key.cpp"
@@ -13,6 +15,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/kernels-inl.h"
 #include "cpu/passes.hpp"
@@ -27,7 +30,7 @@ namespace {
 
 struct KeyGradScratch {
   AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, step_bias,
-      lanes, bias[kMaxSpatialRank];
+      lane_keys, lanes, bias[kMaxSpatialRank];
   StepRows rows;
   TileWalk walk;
 };
@@ -49,6 +52,7 @@ class KeyGradTile {
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
     grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
     step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
+    lane_keys_ = s.lane_keys.reserve(static_cast<size_t>(job.dq_stride) * L);
     lanes_ = s.lanes.reserve(L);
     for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
@@ -67,6 +71,8 @@ class KeyGradTile {
     LaneRows(w, job_.key, b, hk, key_rows);
     LaneRows(w, job_.value, b, hk, value_rows);
     start(key_rows, value_rows);
+    adds_to_queries_ = job_.fused;
+    if (adds_to_queries_) copy_lane_keys(key_rows, w.valid_lanes());
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
       if (one_step_) {
         s_.rows.aim(job_.query, job_.grad_output, b, h);
@@ -109,6 +115,7 @@ class KeyGradTile {
                     hk * args.grad_extra_value.stride[2];
     }
     start(key_rows, value_rows);
+    adds_to_queries_ = false;  // the query pass adds the additional KV's part of dQ
     tile_ = -1;  // s_.rows is taken for the queries
     const int64_t tokens = p_.tokens();
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
@@ -136,6 +143,17 @@ class KeyGradTile {
  private:
   int64_t first_head(int64_t hk) const { return hk * (p_.heads / p_.kv_heads); }
 
+  // The lanes' key rows, unscaled and zero-padded to whole vectors; zero
+  // for lanes past the tile's end, which repeat a key that must count once.
+  void copy_lane_keys(const float* const* key_rows, const bool* valid) {
+    const size_t L = hn::Lanes(d_), stride = static_cast<size_t>(job_.dq_stride);
+    for (size_t l = 0; l < L; ++l) {
+      float* row = lane_keys_ + l * stride;
+      std::fill(row, row + stride, 0.0f);
+      if (valid[l]) std::copy(key_rows[l], key_rows[l] + p_.head_dim, row);
+    }
+  }
+
   void start(const float* const* key_rows, const float* const* value_rows) {
     PackRows(d_, key_rows, static_cast<size_t>(p_.head_dim), job_.scale2, key_, spare_);
     PackRows(d_, value_rows, static_cast<size_t>(p_.head_dim_v), 1.0f, value_, spare_);
@@ -161,6 +179,14 @@ class KeyGradTile {
     }
     AddAllRows(d_, rows.second, n, scores_, Dv, grad_value_);
     AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
+    if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this color
+      float* out[kStepTokens];
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = job_.dq.data() + job_.query_row(b, rows.token[i], h) * job_.dq_stride;
+      }
+      AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
+                        out);
+    }
   }
 
   const DF d_;
@@ -168,28 +194,32 @@ class KeyGradTile {
   const Problem& p_;
   KeyGradScratch& s_;
   float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
-      *step_bias_, *lanes_;
+      *step_bias_, *lane_keys_, *lanes_;
   float* bias_[kMaxSpatialRank];
   size_t key_size_ = 0, value_size_ = 0;
   int64_t tile_ = -1;
-  bool one_step_ = false;
+  bool one_step_ = false, adds_to_queries_ = false;
 };
 
 }  // namespace
 
-// Items [0, grid) are key tiles of the grid, the rest tiles of additional
-// KV tokens; both in (batch, tile, kv head) order.
-void KeyGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
+// Items [0, grid) are key tiles of the grid (those in `tiles`, or all when
+// it is null), the rest tiles of additional KV tokens; both in (batch, tile,
+// kv head) order.
+void KeyGradItems(const BackwardJob& job, const std::vector<int64_t>* tiles, int64_t begin,
+                  int64_t end) {
   thread_local KeyGradScratch scratch;
   KeyGradTile tile(job, scratch);
   const Problem& p = *job.problem;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  const int64_t tiles = job.key_tiling.count(), kv = p.kv_heads;
+  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
+  const int64_t kv = p.kv_heads;
   const int64_t extra_tiles = (p.extra_kv + lanes - 1) / lanes;
-  const int64_t grid = p.batch * kv * tiles;
+  const int64_t grid = p.batch * kv * count;
   for (int64_t item = begin; item < end; ++item) {
     if (item < grid) {
-      tile.run_grid(item / (tiles * kv), item % kv, (item / kv) % tiles);
+      const int64_t i = (item / kv) % count;
+      tile.run_grid(item / (count * kv), item % kv, tiles ? (*tiles)[static_cast<size_t>(i)] : i);
     } else {
       const int64_t e = item - grid;
       tile.run_extra(e / (extra_tiles * kv), e % kv, (e / kv) % extra_tiles * lanes);
@@ -206,13 +236,15 @@ namespace gna::cpu {
 
 HWY_EXPORT(KeyGradItems);
 
-void key_pass(const BackwardJob& job, int threads) {
+void key_pass(const BackwardJob& job, int threads, const std::vector<int64_t>* tiles,
+              bool extra) {
   const Problem& p = *job.problem;
   const int64_t lanes = simd_lanes();
-  const int64_t items = p.batch * p.kv_heads *
-                        (job.key_tiling.count() + (p.extra_kv + lanes - 1) / lanes);
+  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
+  const int64_t items =
+      p.batch * p.kv_heads * (count + (extra ? (p.extra_kv + lanes - 1) / lanes : 0));
   parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
-    HWY_DYNAMIC_DISPATCH(KeyGradItems)(job, begin, end);
+    HWY_DYNAMIC_DISPATCH(KeyGradItems)(job, tiles, begin, end);
   });
 }
 

@@ -1,10 +1,14 @@
-// The cpu backend's backward, first pass: one work item is one query tile
-// of one batch and head, as in the forward. It packs Q (scaled into log2
-// units), dO and O of its lanes, computes delta = dO . O - dLSE, and walks
-// the same steps as the forward: P = exp2(S - lse), dP = dO V^T,
-// dS = P (dP - delta), dQ += dS K. The LSE saved by the forward makes every
-// step independent, so no online rescaling is needed. delta and lse go to
-// the job for the key pass (backward_key.cpp).
+// The query side of the cpu backend's backward (src/cpu/passes.hpp).
+//
+// The delta pass: per query row, delta = dO . O - dLSE and lse in log2
+// units, for every later pass.
+//
+// The query pass: one work item is one query tile of one batch and head, as
+// in the forward. It packs Q (scaled into log2 units) and dO of its lanes
+// and walks the forward's steps: P = exp2(S - lse), dP = dO V^T,
+// dS = P (dP - delta), dQ += dS K. The saved LSE makes every step
+// independent: no online rescaling. When the key pass was fused, dQ starts
+// from the key pass's sums and only the additional KV is left to add.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/backward_query.cpp"
@@ -25,6 +29,18 @@ namespace gna::cpu {
 namespace HWY_NAMESPACE {
 namespace {
 
+// a . b over n floats.
+float Dot(const float* a, const float* b, int64_t n) {
+  const DF d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  VF sum = hn::Zero(d);
+  int64_t e = 0;
+  for (; e + L <= n; e += L) sum = hn::MulAdd(hn::LoadU(d, a + e), hn::LoadU(d, b + e), sum);
+  float total = hn::GetLane(hn::SumOfLanes(d, sum));
+  for (; e < n; ++e) total += a[e] * b[e];
+  return total;
+}
+
 struct QueryGradScratch {
   AlignedFloats query, grad_output, acc, staged, spare, scores, grad_scores, step_bias, lanes,
       bias[kMaxSpatialRank];
@@ -34,14 +50,14 @@ struct QueryGradScratch {
 
 class QueryGradTile {
  public:
-  QueryGradTile(BackwardJob& job, QueryGradScratch& s) : job_(job), p_(*job.problem), s_(s) {
+  QueryGradTile(const BackwardJob& job, QueryGradScratch& s) : job_(job), p_(*job.problem), s_(s) {
     const size_t L = hn::Lanes(d_);
     const size_t D = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L);
     const size_t Dv = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L);
     acc_size_ = D * L;
     query_ = s.query.reserve(D * L);
     grad_output_ = s.grad_output.reserve(Dv * L);
-    acc_ = s.acc.reserve(std::max(D, Dv) * L);  // holds O first, for delta
+    acc_ = s.acc.reserve(D * L);
     staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim) * L);
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
@@ -58,20 +74,15 @@ class QueryGradTile {
     if (tile != tile_) {  // the heads of one tile come in a row and share its walk
       s_.walk.start(job_.query_tiling, tile, kStepTokens);
       tile_ = tile;
-      one_step_ = GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr, bias_, step_bias_,
-                                 s_.rows);
+      one_step_ = !job_.fused && GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr,
+                                                bias_, step_bias_, s_.rows);
     }
     pack_lanes();
-    std::fill(acc_, acc_ + acc_size_, 0.0f);
-    if (one_step_) {
-      s_.rows.aim(job_.key, job_.value, b_, hk_);
-      accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
+    if (job_.fused) {
+      start_from_key_pass();
     } else {
-      for_each_step(s_.walk, [&](const Step& step) {
-        GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
-        s_.rows.aim(job_.key, job_.value, b_, hk_);
-        accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr);
-      });
+      std::fill(acc_, acc_ + acc_size_, 0.0f);
+      neighborhood();
     }
     for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
       StepRows& extra = s_.extra;
@@ -88,48 +99,49 @@ class QueryGradTile {
   }
 
  private:
-  // Packs Q and dO; delta and lse per lane, kept here and in the job.
+  // Packs Q and dO; delta and lse of the lanes from the delta pass.
   void pack_lanes() {
-    const size_t L = hn::Lanes(d_);
-    const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    const BackwardArgs& args = *job_.args;
     const TileWalk& w = s_.walk;
     const float* rows[kMaxLanes];
     LaneRows(w, job_.query, b_, h_, rows);
-    PackRows(d_, rows, D, job_.scale2, query_, spare_);
+    if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
+    PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, query_, spare_);
     LaneRows(w, job_.grad_output, b_, h_, rows);
-    PackRows(d_, rows, Dv, 1.0f, grad_output_, spare_);
-    LaneRows(w, job_.output, b_, h_, rows);
-    PackRows(d_, rows, Dv, 1.0f, acc_, spare_);
-    VF delta = hn::Zero(d_);
-    for (size_t e = 0; e < Dv; ++e) {
-      delta = hn::MulAdd(hn::Load(d_, grad_output_ + e * L), hn::Load(d_, acc_ + e * L), delta);
-    }
-    HWY_ALIGN float lane_delta[kMaxLanes], lane_lse[kMaxLanes];
-    hn::Store(delta, d_, lane_delta);
-    int64_t lse_at[kMaxLanes], grad_lse_at[kMaxLanes], token[kMaxLanes];
-    const int r = p_.rank();
-    w.lane_offsets(args.lse.stride + 1, lse_at);
+    PackRows(d_, rows, static_cast<size_t>(p_.head_dim_v), 1.0f, grad_output_, spare_);
+    int64_t token[kMaxLanes];
     w.lane_offsets(job_.token_stride, token);
-    const float* lse = static_cast<const float*>(args.lse.data) + b_ * args.lse.stride[0] +
-                       h_ * args.lse.stride[r + 1];
-    const TensorView& g = args.grad_lse;
-    const float* grad_lse = nullptr;
-    if (g.defined()) {
-      w.lane_offsets(g.stride + 1, grad_lse_at);
-      grad_lse = static_cast<const float*>(g.data) + b_ * g.stride[0] + h_ * g.stride[r + 1];
+    HWY_ALIGN float delta[kMaxLanes], lse[kMaxLanes];
+    for (int l = 0; l < w.lanes(); ++l) {
+      const size_t row = static_cast<size_t>(job_.query_row(b_, token[l], h_));
+      delta[l] = job_.delta[row];
+      lse[l] = job_.lse2[row];
     }
-    for (size_t l = 0; l < L; ++l) {
-      if (grad_lse != nullptr) lane_delta[l] -= grad_lse[grad_lse_at[l]];
-      lane_lse[l] = lse[lse_at[l]] * kLog2e;
-      if (w.valid(static_cast<int>(l))) {
-        const size_t row = static_cast<size_t>(job_.query_row(b_, token[l], h_));
-        job_.delta[row] = lane_delta[l];
-        job_.lse2[row] = lane_lse[l];
-      }
+    delta_ = hn::Load(d_, delta);
+    lse_ = hn::Load(d_, lse);
+  }
+
+  // acc = the key pass's dQ / scale of the lanes' rows, packed.
+  void start_from_key_pass() {
+    int64_t token[kMaxLanes];
+    const float* rows[kMaxLanes];
+    s_.walk.lane_offsets(job_.token_stride, token);
+    for (int l = 0; l < s_.walk.lanes(); ++l) {
+      rows[l] = job_.dq.data() + job_.query_row(b_, token[l], h_) * job_.dq_stride;
     }
-    delta_ = hn::Load(d_, lane_delta);
-    lse_ = hn::Load(d_, lane_lse);
+    PackRows(d_, rows, static_cast<size_t>(p_.head_dim), 1.0f, acc_, spare_);
+  }
+
+  void neighborhood() {
+    if (one_step_) {
+      s_.rows.aim(job_.key, job_.value, b_, hk_);
+      accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
+      return;
+    }
+    for_each_step(s_.walk, [&](const Step& step) {
+      GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
+      s_.rows.aim(job_.key, job_.value, b_, hk_);
+      accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr);
+    });
   }
 
   // dQ += dS K over the keys in `rows`, with their mask bias when there is
@@ -148,7 +160,7 @@ class QueryGradTile {
   }
 
   const DF d_;
-  BackwardJob& job_;
+  const BackwardJob& job_;
   const Problem& p_;
   QueryGradScratch& s_;
   float *query_, *grad_output_, *acc_, *staged_, *spare_, *scores_, *grad_scores_, *step_bias_,
@@ -162,7 +174,38 @@ class QueryGradTile {
 
 }  // namespace
 
-void QueryGradItems(BackwardJob& job, int64_t begin, int64_t end) {
+// Rows [begin, end) of [B, T, H], walked in order with their coordinates.
+void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
+  const Problem& p = *job.problem;
+  const BackwardArgs& args = *job.args;
+  const int r = p.rank();
+  const TensorView &lse = args.lse, &grad_lse = args.grad_lse;
+  const float* lse_data = static_cast<const float*>(lse.data);
+  const float* grad_data = static_cast<const float*>(grad_lse.data);
+  const int64_t H = p.heads;
+  int64_t b = begin / (H * job.tokens), t = (begin / H) % job.tokens, h = begin % H;
+  int64_t x[kMaxSpatialRank] = {0, 0, 0};
+  for (int a = 0; a < r; ++a) x[a] = (t / job.token_stride[a]) % p.extent[a];
+  for (int64_t row = begin; row < end; ++row) {
+    int64_t lse_at = b * lse.stride[0] + h * lse.stride[r + 1];
+    int64_t grad_at = grad_lse.defined() ? b * grad_lse.stride[0] + h * grad_lse.stride[r + 1] : 0;
+    for (int a = 0; a < r; ++a) {
+      lse_at += x[a] * lse.stride[1 + a];
+      if (grad_lse.defined()) grad_at += x[a] * grad_lse.stride[1 + a];
+    }
+    float delta = Dot(job.grad_output.row(b, x, h), job.output.row(b, x, h), p.head_dim_v);
+    if (grad_lse.defined()) delta -= grad_data[grad_at];
+    job.delta[static_cast<size_t>(row)] = delta;
+    job.lse2[static_cast<size_t>(row)] = lse_data[lse_at] * kLog2e;
+    if (++h < H) continue;  // next row: next head, else next token (odometer)
+    h = 0;
+    int a = r - 1;
+    for (; a >= 0 && ++x[a] == p.extent[a]; --a) x[a] = 0;
+    if (a < 0) ++b;
+  }
+}
+
+void QueryGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
   thread_local QueryGradScratch scratch;
   QueryGradTile tile(job, scratch);
   // (batch, tile, head) order, as in the forward.
@@ -179,34 +222,35 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace gna::cpu {
 
+HWY_EXPORT(DeltaItems);
 HWY_EXPORT(QueryGradItems);
 
-void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
-  BackwardJob job;
-  job.problem = &p;
-  job.args = &args;
-  const int lanes = simd_lanes();
-  job.query_tiling = make_tiling(p, lanes, Looks::at_keys);
-  job.key_tiling = make_tiling(p, lanes, Looks::at_queries);
-  job.query.prepare(args.query, p.rank(), threads);
-  job.key.prepare(args.key, p.rank(), threads);
-  job.value.prepare(args.value, p.rank(), threads);
-  job.output.prepare(args.output, p.rank(), threads);
-  job.grad_output.prepare(args.grad_output, p.rank(), threads);
-  job.extra_key.prepare(args.extra_key, 1, threads);
-  job.extra_value.prepare(args.extra_value, 1, threads);
-  for (int a = p.rank() - 1; a >= 0; --a) {
-    job.token_stride[a] = a == p.rank() - 1 ? 1 : job.token_stride[a + 1] * p.extent[a + 1];
+void delta_pass(BackwardJob& job, int threads) {
+  const Problem& p = *job.problem;
+  parallel_for_chunks(p.batch * p.tokens() * p.heads, threads, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(DeltaItems)(job, begin, end);
+  });
+}
+
+void query_pass(const BackwardJob& job, int threads) {
+  const Problem& p = *job.problem;
+  if (job.fused && p.extra_kv == 0) {  // the key pass summed all of dQ: write it out
+    const TensorView& out = job.args->grad_query;
+    const float scale = static_cast<float>(p.scale());
+    parallel_for(p.batch * p.tokens() * p.heads, threads, [&](int64_t row) {
+      const int64_t h = row % p.heads, t = (row / p.heads) % p.tokens();
+      int64_t at = row / (p.heads * p.tokens()) * out.stride[0] + h * out.stride[p.rank() + 1];
+      for (int a = 0; a < p.rank(); ++a) {
+        at += (t / job.token_stride[a]) % p.extent[a] * out.stride[1 + a];
+      }
+      store_row(out, at, job.dq.data() + row * job.dq_stride, 1, p.head_dim, scale);
+    });
+    return;
   }
-  const size_t rows = static_cast<size_t>(p.batch * p.tokens() * p.heads);
-  job.delta.resize(rows);
-  job.lse2.resize(rows);
-  job.scale2 = static_cast<float>(p.scale()) * kLog2e;
   const int64_t items = p.batch * p.heads * job.query_tiling.count();
   parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
     HWY_DYNAMIC_DISPATCH(QueryGradItems)(job, begin, end);
   });
-  key_pass(job, threads);
 }
 
 }  // namespace gna::cpu

@@ -105,6 +105,60 @@ HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const f
   for (; e < dim; ++e) AddRows<1>(d, rows, count, weights, e, acc + e * L);
 }
 
+// out[i][c + v * L] += sum_l weights[i][l] * lane_rows[l][c + v * L] for R
+// rows i and V vectors v: rows of the other side gain what every lane adds.
+template <int R, int V>
+HWY_INLINE void AddLanesToRows(DF d, const float* weights, const float* lane_rows, size_t stride,
+                               size_t c, float* const* out) {
+  const size_t L = hn::Lanes(d);
+  VF acc[R][V];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) acc[r][v] = hn::LoadU(d, out[r] + c + v * L);
+  }
+  for (size_t l = 0; l < L; ++l) {
+    VF lane[V];
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) lane[v] = hn::Load(d, lane_rows + l * stride + c + v * L);
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+      const VF w = hn::Set(d, weights[r * L + l]);
+      HWY_UNROLL(16)
+      for (int v = 0; v < V; ++v) acc[r][v] = hn::MulAdd(w, lane[v], acc[r][v]);
+    }
+  }
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) hn::StoreU(acc[r][v], d, out[r] + c + v * L);
+  }
+}
+
+// AddLanesToRows over n rows and rows of `stride` floats (whole vectors).
+HWY_INLINE void AddLanesToAllRows(DF d, const float* weights, size_t n, const float* lane_rows,
+                                  size_t stride, float* const* out) {
+  const size_t L = hn::Lanes(d);
+  for (size_t c = 0; c < stride; c += 2 * L) {
+    const bool two = c + 2 * L <= stride;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      if (two) {
+        AddLanesToRows<4, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+      } else {
+        AddLanesToRows<4, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+      }
+    }
+    for (; i < n; ++i) {
+      if (two) {
+        AddLanesToRows<1, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+      } else {
+        AddLanesToRows<1, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+      }
+    }
+  }
+}
+
 // 2^x for x <= 0, exactly 0 below -125 (so no subnormal ever appears):
 // 2^x = 2^n * 2^f with n = round(x), |f| <= 1/2, and 2^f from a degree-5
 // polynomial fitted here for relative error (max 2.4e-7 in fp32).

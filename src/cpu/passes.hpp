@@ -30,9 +30,15 @@ struct ForwardJob {
   float scale2 = 1.0f;  // scale * log2(e)
 };
 
-// The backward's two passes share their inputs: the query pass (dQ) writes
-// delta_i = dO_i . O_i - dLSE_i and lse_i * log2(e) per query row
-// [B, T, H], which the key pass (dK, dV, additional KV) then reads.
+// The backward's passes and what they share (src/cpu/backward.cpp runs
+// them). First delta_i = dO_i . O_i - dLSE_i and lse_i * log2(e) per query
+// row [B, T, H]. Then key tiles (lanes are keys) accumulate dK and dV over
+// the queries that see them. Where the window is small enough, they also
+// add dS^T K into an fp32 dQ per query row ("fused"); their items then run
+// in colors, each color a set of key tiles whose queries are disjoint, so
+// no two threads ever add to one row and the order of the additions is
+// fixed. Last, query tiles (lanes are queries) finish dQ: the whole sum
+// over their keys where not fused, else the additional KV's part.
 struct BackwardJob {
   const Problem* problem = nullptr;
   const BackwardArgs* args = nullptr;
@@ -42,15 +48,32 @@ struct BackwardJob {
   int64_t token_stride[kMaxSpatialRank] = {1, 1, 1};  // row-major token index
   std::vector<float> delta, lse2;
   float scale2 = 1.0f;
+  bool fused = false;
+  // Fused only: dQ / scale per query row, rows of dq_stride floats (the
+  // head dim rounded up to whole vectors).
+  mutable std::vector<float> dq;  // written by the key pass, one color at a time
+  int64_t dq_stride = 0;
+  std::vector<std::vector<int64_t>> tiles_of_color;  // key tiles, fused only
+
+  int64_t tokens = 0;  // spatial tokens per batch and head
 
   int64_t query_row(int64_t b, int64_t token, int64_t h) const {
-    return (b * problem->tokens() + token) * problem->heads + h;
+    return (b * tokens + token) * problem->heads + h;
   }
 };
 
 void forward_pass(const Problem& p, const ForwardArgs& args, int threads);
 void backward_pass(const Problem& p, const BackwardArgs& args, int threads);
-// The key pass, run by backward_pass after the query pass.
-void key_pass(const BackwardJob& job, int threads);
+
+// Whether backward_pass fuses dQ into the key pass for this problem.
+bool backward_is_fused(const Problem& p);
+
+// The backward's passes, in the order backward_pass runs them.
+void delta_pass(BackwardJob& job, int threads);
+// The key tiles `tiles` of the grid (nullptr: all), and the tiles of
+// additional KV tokens when `extra`.
+void key_pass(const BackwardJob& job, int threads, const std::vector<int64_t>* tiles,
+              bool extra);
+void query_pass(const BackwardJob& job, int threads);
 
 }  // namespace gna::cpu

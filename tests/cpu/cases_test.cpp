@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/passes.hpp"
 #include "cpu_test.hpp"
 
 namespace gna::cpu_test {
@@ -22,6 +23,19 @@ TEST(CpuCases, WindowsOfSeveralSteps) {
   expect_all_passes(problem({600}, {axis(255, 17)}));
   expect_all_passes(problem({40, 40}, {axis(25), axis(25)}), {DType::f32});
   expect_all_passes(problem({12, 20, 20}, {axis(5), axis(9), axis(13)}), {DType::f32});
+}
+
+// Narrow windows fuse dQ into the key pass (in colors of disjoint queries);
+// wide ones would need too many colors and take two passes. Both are right.
+TEST(CpuCases, BackwardFusedAndInTwoPasses) {
+  const Problem narrow = problem({56, 56}, {axis(7), axis(7)});
+  EXPECT_TRUE(cpu::backward_is_fused(narrow));
+  expect_all_passes(narrow, {DType::f32});
+  for (const Problem& wide : {problem({2000}, {axis(1100)}),
+                              problem({48, 48}, {axis(33, 2), axis(33, 1, 1, true)})}) {
+    EXPECT_FALSE(cpu::backward_is_fused(wide)) << wide.describe();
+    expect_all_passes(wide, {DType::f32});
+  }
 }
 
 TEST(CpuCases, CleanAndMaskedSteps) {
