@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "cpu/kernels-inl.h"
@@ -158,6 +159,7 @@ void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
 }
 
 int LaneCount() { return static_cast<int>(hn::Lanes(DF())); }
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace gna::cpu
@@ -168,8 +170,17 @@ namespace gna::cpu {
 
 HWY_EXPORT(ForwardItems);
 HWY_EXPORT(LaneCount);
+HWY_EXPORT(TargetName);
 
 int simd_lanes() { return HWY_DYNAMIC_DISPATCH(LaneCount)(); }
+const char* simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+std::string describe_tiles(const Problem& p) {
+  const Tiling t = make_tiling(p, simd_lanes(), Looks::at_keys);
+  std::string shape;
+  for (int a = 0; a < t.rank; ++a) shape += (a ? "x" : "") + std::to_string(t.extent[a]);
+  return shape + " tokens on " + std::to_string(t.lanes) + " lanes (" + simd_target() + ")";
+}
 
 void forward_pass(const Problem& p, const ForwardArgs& args, int threads) {
   ForwardJob job;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cpu/rows.hpp"
@@ -12,8 +13,13 @@
 
 namespace gna::cpu {
 
-// SIMD lanes of the target this machine runs (tile size in tokens).
+// SIMD lanes of the target this machine runs (tile size in tokens), and
+// the target's name.
 int simd_lanes();
+const char* simd_target();
+
+// The forward's query tiles for `p`, for reports: "4x4 tokens on 16 lanes (AVX3)".
+std::string describe_tiles(const Problem& p);
 
 // Scores are kept in log2 units: scale * log2(e) folded into the packed side.
 constexpr float kLog2e = 1.4426950408889634f;
