@@ -29,15 +29,17 @@ namespace HWY_NAMESPACE {
 namespace {
 
 struct KeyGradScratch {
-  AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, step_bias,
-      lane_keys, lanes, bias[kMaxSpatialRank];
-  StepRows rows;
-  TileWalk walk;
+  AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, lane_keys,
+      lanes;
+  StepScratch steps;
+  StepRows all_queries;
 };
 
 class KeyGradTile {
  public:
-  KeyGradTile(const BackwardJob& job, KeyGradScratch& s) : job_(job), p_(*job.problem), s_(s) {
+  KeyGradTile(const BackwardJob& job, KeyGradScratch& s)
+      : job_(job), p_(*job.problem), s_(s),
+        steps_(s.steps, job.key_tiling, job.query, job.grad_output, job.token_stride) {
     const size_t L = hn::Lanes(d_);
     const size_t D = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L);
     const size_t Dv = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L);
@@ -51,21 +53,14 @@ class KeyGradTile {
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
     grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
-    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lane_keys_ = s.lane_keys.reserve(static_cast<size_t>(job.dq_stride) * L);
     lanes_ = s.lanes.reserve(L);
-    for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
 
   // Key tile `tile` of the grid.
   void run_grid(int64_t b, int64_t hk, int64_t tile) {
-    TileWalk& w = s_.walk;
-    if (tile != tile_) {  // the kv heads of one tile come in a row and share its walk
-      w.start(job_.key_tiling, tile, kStepTokens);
-      tile_ = tile;
-      one_step_ = GatherOnlyStep(d_, w, job_.query, job_.grad_output, job_.token_stride, bias_,
-                                 step_bias_, s_.rows);
-    }
+    steps_.start(tile);
+    const TileWalk& w = steps_.walk();
     const float* key_rows[kMaxLanes];
     const float* value_rows[kMaxLanes];
     LaneRows(w, job_.key, b, hk, key_rows);
@@ -74,16 +69,8 @@ class KeyGradTile {
     adds_to_queries_ = job_.fused;
     if (adds_to_queries_) copy_lane_keys(key_rows, w.valid_lanes());
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
-      if (one_step_) {
-        s_.rows.aim(job_.query, job_.grad_output, b, h);
-        accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr, b, h);
-        continue;
-      }
-      for_each_step(w, [&](const Step& step) {
-        GatherStep(d_, w, step, job_.query, job_.grad_output, job_.token_stride, bias_, scores_,
-                   s_.rows);
-        s_.rows.aim(job_.query, job_.grad_output, b, h);
-        accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr, b, h);
+      steps_.for_each(b, h, [&](const StepRows& queries, const float* bias) {
+        accumulate(queries, bias, b, h);
       });
     }
     const BackwardArgs& args = *job_.args;
@@ -116,12 +103,11 @@ class KeyGradTile {
     }
     start(key_rows, value_rows);
     adds_to_queries_ = false;  // the query pass adds the additional KV's part of dQ
-    tile_ = -1;  // s_.rows is taken for the queries
     const int64_t tokens = p_.tokens();
     for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
       int64_t x[kMaxSpatialRank] = {0, 0, 0};
       for (int64_t t0 = 0; t0 < tokens; t0 += kStepTokens) {
-        StepRows& all = s_.rows;
+        StepRows& all = s_.all_queries;
         all.count = static_cast<size_t>(std::min(kStepTokens, tokens - t0));
         for (size_t i = 0; i < all.count; ++i) {
           all.first[i] = job_.query.row(b, x, h);
@@ -162,8 +148,7 @@ class KeyGradTile {
   }
 
   // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
-  // and head h, with their mask bias when there is one (bias may be
-  // scores_ itself).
+  // and head h, with their mask bias when there is one.
   void accumulate(const StepRows& rows, const float* bias, int64_t b, int64_t h) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
@@ -193,12 +178,11 @@ class KeyGradTile {
   const BackwardJob& job_;
   const Problem& p_;
   KeyGradScratch& s_;
+  TileSteps steps_;
   float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
-      *step_bias_, *lane_keys_, *lanes_;
-  float* bias_[kMaxSpatialRank];
+      *lane_keys_, *lanes_;
   size_t key_size_ = 0, value_size_ = 0;
-  int64_t tile_ = -1;
-  bool one_step_ = false, adds_to_queries_ = false;
+  bool adds_to_queries_ = false;
 };
 
 }  // namespace
@@ -216,15 +200,11 @@ void KeyGradItems(const BackwardJob& job, const std::vector<int64_t>* tiles, int
   const int64_t kv = p.kv_heads;
   const int64_t extra_tiles = (p.extra_kv + lanes - 1) / lanes;
   const int64_t grid = p.batch * kv * count;
-  for (int64_t item = begin; item < end; ++item) {
-    if (item < grid) {
-      const int64_t i = (item / kv) % count;
-      tile.run_grid(item / (count * kv), item % kv, tiles ? (*tiles)[static_cast<size_t>(i)] : i);
-    } else {
-      const int64_t e = item - grid;
-      tile.run_extra(e / (extra_tiles * kv), e % kv, (e / kv) % extra_tiles * lanes);
-    }
-  }
+  ForEachItem(count, kv, begin, std::min(end, grid), [&](int64_t b, int64_t hk, int64_t i) {
+    tile.run_grid(b, hk, tiles ? (*tiles)[static_cast<size_t>(i)] : i);
+  });
+  ForEachItem(extra_tiles, kv, std::max(begin, grid) - grid, end - grid,
+              [&](int64_t b, int64_t hk, int64_t i) { tile.run_extra(b, hk, i * lanes); });
 }
 
 }  // namespace HWY_NAMESPACE

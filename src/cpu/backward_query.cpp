@@ -42,15 +42,16 @@ float Dot(const float* a, const float* b, int64_t n) {
 }
 
 struct QueryGradScratch {
-  AlignedFloats query, grad_output, acc, staged, spare, scores, grad_scores, step_bias, lanes,
-      bias[kMaxSpatialRank];
-  StepRows rows, extra;
-  TileWalk walk;
+  AlignedFloats query, grad_output, acc, staged, spare, scores, grad_scores, lanes;
+  StepScratch steps;
+  StepRows extra;
 };
 
 class QueryGradTile {
  public:
-  QueryGradTile(const BackwardJob& job, QueryGradScratch& s) : job_(job), p_(*job.problem), s_(s) {
+  QueryGradTile(const BackwardJob& job, QueryGradScratch& s)
+      : job_(job), p_(*job.problem), s_(s),
+        steps_(s.steps, job.query_tiling, job.key, job.value, nullptr) {
     const size_t L = hn::Lanes(d_);
     const size_t D = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L);
     const size_t Dv = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L);
@@ -62,46 +63,32 @@ class QueryGradTile {
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
     grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
-    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lanes_ = s.lanes.reserve(L);
-    for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
 
   void run(int64_t b, int64_t h, int64_t tile) {
     b_ = b;
     h_ = h;
     hk_ = h / (p_.heads / p_.kv_heads);
-    if (tile != tile_) {  // the heads of one tile come in a row and share its walk
-      s_.walk.start(job_.query_tiling, tile, kStepTokens);
-      tile_ = tile;
-      one_step_ = !job_.fused && GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr,
-                                                bias_, step_bias_, s_.rows);
-    }
+    steps_.start(tile);
     pack_lanes();
+    auto add_step = [&](const StepRows& keys, const float* bias) { accumulate(keys, bias); };
     if (job_.fused) {
       start_from_key_pass();
     } else {
       std::fill(acc_, acc_ + acc_size_, 0.0f);
-      neighborhood();
+      steps_.for_each(b_, hk_, add_step);
     }
-    for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
-      StepRows& extra = s_.extra;
-      extra.count = static_cast<size_t>(std::min(kStepTokens, p_.extra_kv - first));
-      for (size_t i = 0; i < extra.count; ++i) {
-        extra.first[i] = job_.extra_key.row(b_, first + static_cast<int64_t>(i), hk_);
-        extra.second[i] = job_.extra_value.row(b_, first + static_cast<int64_t>(i), hk_);
-      }
-      accumulate(extra, nullptr);
-    }
+    ForEachExtraStep(job_.extra_key, job_.extra_value, p_.extra_kv, b_, hk_, s_.extra, add_step);
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
-    WriteLanes(d_, s_.walk, acc_, static_cast<size_t>(p_.head_dim), lanes_,
+    WriteLanes(d_, steps_.walk(), acc_, static_cast<size_t>(p_.head_dim), lanes_,
                job_.args->grad_query, b_, h_, staged_, spare_);
   }
 
  private:
   // Packs Q and dO; delta and lse of the lanes from the delta pass.
   void pack_lanes() {
-    const TileWalk& w = s_.walk;
+    const TileWalk& w = steps_.walk();
     const float* rows[kMaxLanes];
     LaneRows(w, job_.query, b_, h_, rows);
     if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
@@ -124,28 +111,16 @@ class QueryGradTile {
   void start_from_key_pass() {
     int64_t token[kMaxLanes];
     const float* rows[kMaxLanes];
-    s_.walk.lane_offsets(job_.token_stride, token);
-    for (int l = 0; l < s_.walk.lanes(); ++l) {
+    const TileWalk& w = steps_.walk();
+    w.lane_offsets(job_.token_stride, token);
+    for (int l = 0; l < w.lanes(); ++l) {
       rows[l] = job_.dq.data() + job_.query_row(b_, token[l], h_) * job_.dq_stride;
     }
     PackRows(d_, rows, static_cast<size_t>(p_.head_dim), 1.0f, acc_, spare_);
   }
 
-  void neighborhood() {
-    if (one_step_) {
-      s_.rows.aim(job_.key, job_.value, b_, hk_);
-      accumulate(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
-      return;
-    }
-    for_each_step(s_.walk, [&](const Step& step) {
-      GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
-      s_.rows.aim(job_.key, job_.value, b_, hk_);
-      accumulate(s_.rows, s_.rows.biased ? scores_ : nullptr);
-    });
-  }
-
   // dQ += dS K over the keys in `rows`, with their mask bias when there is
-  // one (bias may be scores_ itself).
+  // one.
   void accumulate(const StepRows& rows, const float* bias) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
@@ -163,12 +138,10 @@ class QueryGradTile {
   const BackwardJob& job_;
   const Problem& p_;
   QueryGradScratch& s_;
-  float *query_, *grad_output_, *acc_, *staged_, *spare_, *scores_, *grad_scores_, *step_bias_,
-      *lanes_;
-  float* bias_[kMaxSpatialRank];
+  TileSteps steps_;
+  float *query_, *grad_output_, *acc_, *staged_, *spare_, *scores_, *grad_scores_, *lanes_;
   size_t acc_size_ = 0;
-  int64_t b_ = 0, h_ = 0, hk_ = 0, tile_ = -1;
-  bool one_step_ = false;
+  int64_t b_ = 0, h_ = 0, hk_ = 0;
   VF delta_, lse_;
 };
 
@@ -208,11 +181,8 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
 void QueryGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
   thread_local QueryGradScratch scratch;
   QueryGradTile tile(job, scratch);
-  // (batch, tile, head) order, as in the forward.
-  const int64_t tiles = job.query_tiling.count(), heads = job.problem->heads;
-  for (int64_t item = begin; item < end; ++item) {
-    tile.run(item / (tiles * heads), item % heads, (item / heads) % tiles);
-  }
+  ForEachItem(job.query_tiling.count(), job.problem->heads, begin, end,
+              [&](int64_t b, int64_t h, int64_t t) { tile.run(b, h, t); });
 }
 
 }  // namespace HWY_NAMESPACE

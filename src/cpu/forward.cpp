@@ -28,14 +28,15 @@ namespace HWY_NAMESPACE {
 namespace {
 
 struct ForwardScratch {
-  AlignedFloats packed, acc, staged, spare, scores, step_bias, lanes, bias[kMaxSpatialRank];
-  StepRows rows, extra;
-  TileWalk walk;
+  AlignedFloats packed, acc, staged, spare, scores, lanes;
+  StepScratch steps;
+  StepRows extra;
 };
 
 class QueryTile {
  public:
-  QueryTile(const ForwardJob& job, ForwardScratch& s) : job_(job), p_(*job.problem), s_(s) {
+  QueryTile(const ForwardJob& job, ForwardScratch& s)
+      : job_(job), p_(*job.problem), s_(s), steps_(s.steps, job.tiling, job.key, job.value, nullptr) {
     const size_t L = hn::Lanes(d_);
     // Packed rows come in whole L x L blocks: room for the dims rounded up.
     acc_size_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L) * L;
@@ -44,53 +45,31 @@ class QueryTile {
     staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim_v) * L);
     spare_ = s.spare.reserve(L * L);
     scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
-    step_bias_ = s.step_bias.reserve(static_cast<size_t>(kStepTokens) * L);
     lanes_ = s.lanes.reserve(3 * L);
-    for (int a = 0; a < kMaxSpatialRank; ++a) bias_[a] = s.bias[a].reserve(kStepTokens * L);
   }
 
   void run(int64_t b, int64_t h, int64_t tile) {
     b_ = b;
     h_ = h;
     hk_ = h / (p_.heads / p_.kv_heads);
-    if (tile != tile_) {  // the heads of one tile come in a row and share its walk
-      s_.walk.start(job_.tiling, tile, kStepTokens);
-      tile_ = tile;
-      one_step_ = GatherOnlyStep(d_, s_.walk, job_.key, job_.value, nullptr, bias_, step_bias_,
-                                 s_.rows);
-    }
+    steps_.start(tile);
     const float* rows[kMaxLanes];
-    LaneRows(s_.walk, job_.query, b_, h_, rows);
+    LaneRows(steps_.walk(), job_.query, b_, h_, rows);
     if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
     PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, packed_, spare_);
     max_ = hn::Set(d_, kMasked);
     sum_ = hn::Zero(d_);
     std::fill(acc_, acc_ + acc_size_, 0.0f);
-    if (one_step_) {
-      s_.rows.aim(job_.key, job_.value, b_, hk_);
-      attend(s_.rows, s_.rows.biased ? step_bias_ : nullptr);
-    } else {
-      for_each_step(s_.walk, [&](const Step& step) {
-        GatherStep(d_, s_.walk, step, job_.key, job_.value, nullptr, bias_, scores_, s_.rows);
-        s_.rows.aim(job_.key, job_.value, b_, hk_);
-        attend(s_.rows, s_.rows.biased ? scores_ : nullptr);
-      });
-    }
-    for (int64_t first = 0; first < p_.extra_kv; first += kStepTokens) {
-      StepRows& extra = s_.extra;
-      extra.count = static_cast<size_t>(std::min(kStepTokens, p_.extra_kv - first));
-      for (size_t i = 0; i < extra.count; ++i) {
-        extra.first[i] = job_.extra_key.row(b_, first + static_cast<int64_t>(i), hk_);
-        extra.second[i] = job_.extra_value.row(b_, first + static_cast<int64_t>(i), hk_);
-      }
-      attend(extra, nullptr);
-    }
+    auto attend_step = [&](const StepRows& keys, const float* bias) { attend(keys, bias); };
+    steps_.for_each(b_, hk_, attend_step);
+    ForEachExtraStep(job_.extra_key, job_.extra_value, p_.extra_kv, b_, hk_, s_.extra,
+                     attend_step);
     write_results();
   }
 
  private:
   // One step of the online softmax over the keys in `rows`, with their mask
-  // bias when there is one (bias may be scores_ itself).
+  // bias when there is one.
   void attend(const StepRows& rows, const float* bias) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
@@ -121,15 +100,16 @@ class QueryTile {
     hn::Store(max_, d_, max);
     hn::Store(sum_, d_, sum);
     hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
-    WriteLanes(d_, s_.walk, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_,
-               staged_, spare_);
+    const TileWalk& w = steps_.walk();
+    WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_, staged_,
+               spare_);
     if (!args.lse.defined()) return;
     const TensorView& lse = args.lse;
     int64_t offset[kMaxLanes];
-    s_.walk.lane_offsets(lse.stride + 1, offset);
+    w.lane_offsets(lse.stride + 1, offset);
     float* out = static_cast<float*>(lse.data) + b_ * lse.stride[0] + h_ * lse.stride[p_.rank() + 1];
     for (size_t l = 0; l < L; ++l) {
-      if (s_.walk.valid(static_cast<int>(l))) out[offset[l]] = (max[l] + std::log2(sum[l])) * kLn2;
+      if (w.valid(static_cast<int>(l))) out[offset[l]] = (max[l] + std::log2(sum[l])) * kLn2;
     }
   }
 
@@ -137,11 +117,10 @@ class QueryTile {
   const ForwardJob& job_;
   const Problem& p_;
   ForwardScratch& s_;
-  float *packed_, *acc_, *staged_, *spare_, *scores_, *step_bias_, *lanes_;
-  float* bias_[kMaxSpatialRank];
+  TileSteps steps_;
+  float *packed_, *acc_, *staged_, *spare_, *scores_, *lanes_;
   size_t acc_size_ = 0;
-  int64_t b_ = 0, h_ = 0, hk_ = 0, tile_ = -1;
-  bool one_step_ = false;
+  int64_t b_ = 0, h_ = 0, hk_ = 0;
   VF max_, sum_;
 };
 
@@ -150,12 +129,8 @@ class QueryTile {
 void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
   thread_local ForwardScratch scratch;
   QueryTile tile(job, scratch);
-  // (batch, tile, head) order: neighbouring items share rows in the caches
-  // (the heads of one token are adjacent in memory).
-  const int64_t tiles = job.tiling.count(), heads = job.problem->heads;
-  for (int64_t item = begin; item < end; ++item) {
-    tile.run(item / (tiles * heads), item % heads, (item / heads) % tiles);
-  }
+  ForEachItem(job.tiling.count(), job.problem->heads, begin, end,
+              [&](int64_t b, int64_t h, int64_t t) { tile.run(b, h, t); });
 }
 
 int LaneCount() { return static_cast<int>(hn::Lanes(DF())); }

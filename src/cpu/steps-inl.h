@@ -12,11 +12,13 @@
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/kernels-inl.h"
 #include "cpu/passes.hpp"
 #include "cpu/rows.hpp"
+#include "cpu/scratch.hpp"
 #include "cpu/tile_walk.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -118,17 +120,105 @@ HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32
   out.biased = !step.clean;
 }
 
-// The one step of a tile that has only one (small windows), gathered once
-// for all the heads that visit the tile in a row; tiles of several steps
-// gather each step where it is used.
-HWY_INLINE bool GatherOnlyStep(DF d, const TileWalk& w, const Fp32Rows& first,
-                               const Fp32Rows& second, const int64_t* token_stride,
-                               float* const* axis_bias, float* bias, StepRows& out) {
-  if (w.steps() != 1) return false;
-  for_each_step(w, [&](const Step& step) {
-    GatherStep(d, w, step, first, second, token_stride, axis_bias, bias, out);
-  });
-  return true;
+// Per-thread memory of TileSteps.
+struct StepScratch {
+  TileWalk walk;
+  StepRows rows;
+  AlignedFloats bias, axis_bias[kMaxSpatialRank];
+};
+
+// The steps of the current tile, for every head that visits it in a row
+// (work items run heads innermost): the walk is kept, and so is the
+// gathering when the tile has one step only (small windows, where
+// gathering is a visible share of the work); a tile of several steps
+// gathers each step when it comes.
+class TileSteps {
+ public:
+  // `first` and `second` are the rows gathered (keys and values, or
+  // queries and output gradients); token_stride as for GatherStep.
+  TileSteps(StepScratch& s, const Tiling& tiling, const Fp32Rows& first, const Fp32Rows& second,
+            const int64_t* token_stride)
+      : s_(s), tiling_(tiling), first_(first), second_(second), token_stride_(token_stride) {
+    const size_t L = hn::Lanes(DF());
+    bias_ = s.bias.reserve(static_cast<size_t>(kStepTokens) * L);
+    for (int a = 0; a < kMaxSpatialRank; ++a) {
+      axis_bias_[a] = s.axis_bias[a].reserve(static_cast<size_t>(kStepTokens) * L);
+    }
+  }
+
+  // Moves to `tile` unless it is the current one.
+  void start(int64_t tile) {
+    if (tile == tile_) return;
+    s_.walk.start(tiling_, tile, kStepTokens);
+    tile_ = tile;
+    gathered_ = false;
+  }
+
+  const TileWalk& walk() const { return s_.walk; }
+
+  // f(rows, bias) for every step of the tile, its rows aimed at batch b and
+  // head h; bias is the step's mask bias, or nullptr for a clean step.
+  template <class F>
+  void for_each(int64_t b, int64_t h, F&& f) {
+    const DF d;
+    StepRows& rows = s_.rows;
+    auto visit = [&] {
+      rows.aim(first_, second_, b, h);
+      f(static_cast<const StepRows&>(rows), rows.biased ? static_cast<const float*>(bias_) : nullptr);
+    };
+    if (s_.walk.steps() == 1) {
+      if (!gathered_) {
+        for_each_step(s_.walk, [&](const Step& step) { gather(d, step); });
+        gathered_ = true;
+      }
+      visit();
+      return;
+    }
+    for_each_step(s_.walk, [&](const Step& step) {
+      gather(d, step);
+      visit();
+    });
+  }
+
+ private:
+  void gather(DF d, const Step& step) {
+    GatherStep(d, s_.walk, step, first_, second_, token_stride_, axis_bias_, bias_, s_.rows);
+  }
+
+  StepScratch& s_;
+  const Tiling& tiling_;
+  const Fp32Rows &first_, &second_;
+  const int64_t* token_stride_;
+  float* bias_ = nullptr;
+  float* axis_bias_[kMaxSpatialRank] = {nullptr, nullptr, nullptr};
+  int64_t tile_ = -1;
+  bool gathered_ = false;
+};
+
+// f(b, h, tile) for work items [begin, end) of `tiles` tiles and `heads`
+// heads per batch, in (batch, tile, head) order: neighbouring items share
+// rows in the caches (the heads of one token are adjacent in memory) and
+// the walk of their tile (TileSteps).
+template <class F>
+HWY_INLINE void ForEachItem(int64_t tiles, int64_t heads, int64_t begin, int64_t end, F&& f) {
+  for (int64_t item = begin; item < end; ++item) {
+    f(item / (tiles * heads), item % heads, (item / heads) % tiles);
+  }
+}
+
+// f(rows, nullptr) for the additional KV tokens of batch b and kv head hk,
+// in steps (every query sees all of them: no mask).
+template <class F>
+HWY_INLINE void ForEachExtraStep(const Fp32Rows& keys, const Fp32Rows& values, int64_t extra,
+                                 int64_t b, int64_t hk, StepRows& rows, F&& f) {
+  for (int64_t first = 0; first < extra; first += kStepTokens) {
+    rows.count = static_cast<size_t>(std::min(kStepTokens, extra - first));
+    for (size_t i = 0; i < rows.count; ++i) {
+      rows.first[i] = keys.row(b, first + static_cast<int64_t>(i), hk);
+      rows.second[i] = values.row(b, first + static_cast<int64_t>(i), hk);
+    }
+    f(static_cast<const StepRows&>(rows), static_cast<const float*>(nullptr));
+  }
 }
 
 // Writes packed[e * L + l] * row_scale[l] (e < dim) into the row of `t` at
