@@ -15,7 +15,7 @@ would slow down whatever runs next on a machine of few cores). Reported: medians
 contender the spread (max/min over rounds) as the noise of the run. The
 GEMM rate is measured inside every case's rounds too. Backward times the
 backward alone (autograd through a recorded forward). The reference is
-timed once per pass, after the others (it takes seconds).
+timed after the others, median of three single calls (it takes seconds).
 """
 import argparse
 import json
@@ -184,15 +184,13 @@ def run_case(case, args):
             if f"{peer}_{pass_name}" in row:
                 row[f"{peer}_{pass_name}_over_gna"] = row[f"{peer}_{pass_name}"]["ms"] / ours
 
-    if not args.no_reference:
+    if not args.no_reference:  # the median of three single calls: seconds each
         ref_fn = gna_fn("reference")
-        start = time.perf_counter()
         expected = ref_fn(q0, k0, v0)
-        row["reference_forward_ms"] = (time.perf_counter() - start) * 1e3
         step = backward_of(ref_fn, (q, k, v), torch.Generator().manual_seed(1))
-        start = time.perf_counter()
-        step()
-        row["reference_backward_ms"] = (time.perf_counter() - start) * 1e3
+        for pass_name, fn in (("forward", lambda: ref_fn(q0, k0, v0)), ("backward", step)):
+            ms = [one_sample_ms(fn, 0.0) for _ in range(3)]
+            row[f"reference_{pass_name}_ms"] = statistics.median(ms)
         for pass_name in ("forward", "backward"):
             row[f"reference_{pass_name}_over_gna"] = (row[f"reference_{pass_name}_ms"] /
                                                       row[f"gna_{pass_name}"]["ms"])

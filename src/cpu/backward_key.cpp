@@ -152,13 +152,14 @@ class KeyGradTile {
   void accumulate(const StepRows& rows, const float* bias, int64_t b, int64_t h) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
+    int64_t row[kStepTokens];  // the queries' rows of [B, T, H]
+    for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
     Scores(d_, rows.first, n, key_, D, bias, scores_);
     Scores(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
-      const size_t row = static_cast<size_t>(job_.query_row(b, rows.token[i], h));
-      const VF prob =
-          Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), hn::Set(d_, job_.lse2[row])));
-      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), hn::Set(d_, job_.delta[row]));
+      const size_t r = static_cast<size_t>(row[i]);
+      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), hn::Set(d_, job_.lse2[r])));
+      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), hn::Set(d_, job_.delta[r]));
       hn::Store(prob, d_, scores_ + i * L);
       hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
     }
@@ -166,9 +167,7 @@ class KeyGradTile {
     AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this color
       float* out[kStepTokens];
-      for (size_t i = 0; i < n; ++i) {
-        out[i] = job_.dq.data() + job_.query_row(b, rows.token[i], h) * job_.dq_stride;
-      }
+      for (size_t i = 0; i < n; ++i) out[i] = job_.dq.data() + row[i] * job_.dq_stride;
       AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
                         out);
     }

@@ -1,5 +1,19 @@
-// The passes of the cpu backend and what each one reads. Every pass is a
-// loop over work items (a tile of one batch and head) on the thread pool;
+// How the cpu backend works, and what each of its passes reads.
+//
+// One SIMD lane holds one token: a tile is a box of as many tokens as a
+// vector has fp32 lanes (make_tiling picks the box reaching fewest other
+// tokens), and everything is a rank-1 update of those lanes by an element
+// of a row of the other side, broadcast (src/cpu/kernels-inl.h): S = K Q^T
+// with queries in lanes, then P V, with no horizontal reduction anywhere.
+// A tile walks only the tokens its windows reach, in steps (boxes of
+// chunks, src/cpu/tile_walk.hpp, the simulator's per-axis tile maps), with
+// FlashAttention's online softmax; a step that is not clean adds a mask
+// bias (0 or kMasked per lane and token) before its scores. Inputs are read
+// as fp32 rows, converted once per call where needed (src/cpu/rows.hpp);
+// extra memory is O(tokens).
+//
+// Every pass is a loop over work items (a tile of one batch and head) on the
+// thread pool, each writing only what it owns, summing in a fixed order;
 // its per-target body (Highway dynamic dispatch) lives in the pass's file.
 #pragma once
 
