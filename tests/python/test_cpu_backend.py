@@ -2,6 +2,7 @@
 count following torch.get_num_threads() (GNA_NUM_THREADS overriding it), and
 the same bits for any thread count."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -66,3 +67,22 @@ def test_same_bits_for_any_thread_count():
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs os.fork and /proc")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_forked_child_starts_its_own_threads():
+    # A child (DataLoader workers fork) has none of the parent's pool
+    # threads: it must start its own pool rather than count on those.
+    q = torch.randn(1, 64, 2, 16)
+    expected = gna.na1d(q, q, q, 9, backend="cpu")  # the parent's pool is running now
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(30)  # a child stuck waiting on the parent's threads dies
+        torch.set_num_threads(2)
+        before = len(os.listdir("/proc/self/task"))
+        ok = torch.equal(gna.na1d(q, q, q, 9, backend="cpu"), expected)
+        started = len(os.listdir("/proc/self/task")) > before
+        os._exit(0 if ok and started else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
