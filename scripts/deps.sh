@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what gna needs, pinned, into the machine (Debian packages) and
 # into the checkout (.deps/ for CUTLASS headers, .venv/ for Python).
-#   scripts/deps.sh cpp      compilers, CMake, GoogleTest, CUTLASS headers
+#   scripts/deps.sh cpp      compilers, CMake, GoogleTest, Highway, CUTLASS headers
 #   scripts/deps.sh python   the above plus a virtual environment with the
 #                            pinned Python packages of python/requirements-dev.txt
 set -euo pipefail
@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 what="${1:-cpp}"
 
 CUTLASS_VERSION=4.2.0.0
+# Highway (SIMD with run-time dispatch, for the cpu backend): Debian 12's
+# package, pinned where that version is on offer; CMake checks >= 1.0.3.
+HWY_DEBIAN_VERSION=1.0.3-3+deb12u1
 
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
@@ -16,11 +19,20 @@ command -v ninja >/dev/null || need_apt+=(ninja-build)
 command -v g++ >/dev/null || need_apt+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || need_apt+=(libgtest-dev)
 command -v unzip >/dev/null || need_apt+=(unzip)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "deps: installing Debian packages: ${need_apt[*]}"
+need_hwy=0
+[ -f /usr/include/hwy/highway.h ] || need_hwy=1
+if [ ${#need_apt[@]} -gt 0 ] || [ $need_hwy -eq 1 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
+  if [ $need_hwy -eq 1 ]; then
+    if apt-cache policy libhwy-dev | grep -qF "$HWY_DEBIAN_VERSION"; then
+      need_apt+=("libhwy-dev=$HWY_DEBIAN_VERSION")
+    else
+      need_apt+=(libhwy-dev)
+    fi
+  fi
+  echo "deps: installing Debian packages: ${need_apt[*]}"
   $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
 fi
 

@@ -31,13 +31,14 @@ struct BackwardArgs {
 };
 
 struct Options {
-  std::string backend = "auto";  // "auto", "reference", "cuda-generic", "sm90"
+  std::string backend = "auto";  // "auto", "cpu", "reference", "cuda-generic", "sm90"
   void* stream = nullptr;        // cudaStream_t for CUDA backends
   std::optional<TileConfig> tiles;  // overrides the tile chooser (sm90)
   // Bitwise-identical gradients across runs. The sm90 backward then adds
   // each query tile's dQ contributions in a fixed order instead of as they
   // come; the other backends are deterministic anyway.
   bool deterministic = false;
+  int threads = 0;  // CPU backends' threads; 0: GNA_NUM_THREADS, else the hardware's
 };
 
 // Builds the Problem the tensors describe and checks every input rule.
@@ -68,5 +69,10 @@ std::vector<std::string> backend_names();
 
 // Number of CUDA devices usable by this build (0 without CUDA or GPU).
 int cuda_device_count();
+
+// Threads the CPU backends use for a call whose Options::threads is
+// `requested`: itself when positive, else GNA_NUM_THREADS when set, else
+// the hardware's thread count. All calls share one pool of threads.
+int cpu_threads(int requested = 0);
 
 }  // namespace gna

@@ -19,6 +19,10 @@ try:
 except ImportError:  # numpy-only installs: no modules, no torch ops
     pass
 else:
+    import os as _os
+    if "GNA_NUM_THREADS" not in _os.environ:
+        # Work on CPU tensors uses as many threads as torch's own ops do.
+        _C.set_thread_source(torch.get_num_threads)
     from . import _torch_ops  # noqa: F401  (registers gna::na_forward / na_backward)
     from .modules import (NeighborhoodAttention1D, NeighborhoodAttention2D,
                           NeighborhoodAttention3D)

@@ -51,10 +51,29 @@ Params params_of(const Window& w) {
   return p;
 }
 
+// Where a call finds its CPU thread count: a Python callable returning it
+// (gna registers torch.get_num_threads when torch is there), else the
+// library's default. Kept for the life of the process, never released.
+PyObject* g_thread_source = nullptr;
+
+void set_thread_source(nb::object source) {
+  PyObject* old = g_thread_source;
+  g_thread_source = source.is_none() ? nullptr : source.release().ptr();
+  Py_XDECREF(old);
+}
+
+// Asked with the GIL held, before a call releases it.
+int threads_for_call() {
+  if (g_thread_source == nullptr) return 0;
+  const int n = nb::cast<int>(nb::handle(g_thread_source)());
+  return n > 0 ? n : 0;
+}
+
 Options options_of(const std::string& backend, uintptr_t stream) {
   Options o;
   o.backend = backend;
   o.stream = reinterpret_cast<void*>(stream);
+  o.threads = threads_for_call();
   return o;
 }
 
@@ -176,6 +195,10 @@ NB_MODULE(_C, m) {
         "Writes the gradients; returns the name of the backend that ran.");
   m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
   m.def("version", &gna::version, "The library's version (the file VERSION of the source tree).");
+  m.def("set_thread_source", &set_thread_source, nb::arg("source").none(),
+        "A callable giving the CPU thread count of each call (None: the library's default).");
+  m.def("cpu_threads", [] { return gna::cpu_threads(threads_for_call()); },
+        "Threads the next call on CPU tensors uses.");
   m.def("cuda_device_count", &gna::cuda_device_count,
         "CUDA devices this build can use (0 without CUDA).");
   bind_problem_info(m);

@@ -36,6 +36,9 @@ const std::vector<const Backend*>& registry();
 
 // Each backend's factory; defined in its own directory, absent when not built.
 const Backend* reference_backend();
+#if GNA_WITH_CPU
+const Backend* cpu_backend();
+#endif
 #if GNA_WITH_CUDA
 const Backend* cuda_generic_backend();
 #endif

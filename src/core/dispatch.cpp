@@ -19,6 +19,9 @@ const std::vector<const Backend*>& registry() {
 #if GNA_WITH_CUDA
     list.push_back(cuda_generic_backend());
 #endif
+#if GNA_WITH_CPU
+    list.push_back(cpu_backend());
+#endif
     list.push_back(reference_backend());
     return list;
   }();
@@ -29,7 +32,7 @@ namespace {
 
 // Every backend name the project knows, built or not, in `auto` order.
 const std::vector<std::string>& known_names() {
-  static const std::vector<std::string> names{"sm90", "cuda-generic", "reference"};
+  static const std::vector<std::string> names{"sm90", "cuda-generic", "cpu", "reference"};
   return names;
 }
 
@@ -69,7 +72,8 @@ const Backend* choose(const Problem& p, Pass pass, const Args& args, const std::
     const bool is_known = std::find(known_names().begin(), known_names().end(), name) !=
                           known_names().end();
     fail(ErrorKind::value, "backend", name,
-         is_known ? concat("not built into this library (build with CUDA to get it)")
+         is_known ? concat("not built into this library (build with ",
+                           name == "cpu" ? "Highway" : "CUDA", " to get it)")
                   : concat("unknown backend; known: auto, ", known));
   }
   const std::string reason = why_not(b, p, pass, args);

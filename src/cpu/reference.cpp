@@ -9,7 +9,7 @@
 #include "core/box.hpp"
 #include "core/check.hpp"
 #include "cpu/layout.hpp"
-#include "cpu/parallel.hpp"
+#include "cpu/thread_pool.hpp"
 
 namespace gna::cpu {
 namespace {
@@ -36,7 +36,7 @@ int64_t extra_row(const RowView& view, int64_t b, int64_t n, int64_t h) {
   return view.row(b, x, h);
 }
 
-void forward(const Problem& p, const ForwardArgs& args) {
+void forward(const Problem& p, const ForwardArgs& args, int threads) {
   const int r = p.rank();
   const RowView Q{&args.query, r}, K{&args.key, r}, V{&args.value, r}, O{&args.output, r};
   const RowView LSE{&args.lse, r};
@@ -46,7 +46,7 @@ void forward(const Problem& p, const ForwardArgs& args) {
   const int64_t group = p.heads / p.kv_heads;
   const double scale = p.scale();
 
-  parallel_for(p.batch * T * H, [&](int64_t row) {
+  parallel_for(p.batch * T * H, threads, [&](int64_t row) {
     const int64_t h = row % H, t = (row / H) % T, b = row / (H * T), hk = h / group;
     int64_t x[kMaxSpatialRank] = {0, 0, 0};
     token_coords(p, t, x);
@@ -87,7 +87,7 @@ void forward(const Problem& p, const ForwardArgs& args) {
 
 // Backward in three passes, each writing only rows it owns (no atomics):
 // per query (dQ and delta), per key (dK, dV), per additional key.
-void backward(const Problem& p, const BackwardArgs& args) {
+void backward(const Problem& p, const BackwardArgs& args, int threads) {
   const int r = p.rank();
   const RowView Q{&args.query, r}, K{&args.key, r}, V{&args.value, r}, O{&args.output, r};
   const RowView dO{&args.grad_output, r}, LSE{&args.lse, r}, dLSE{&args.grad_lse, r};
@@ -105,7 +105,7 @@ void backward(const Problem& p, const BackwardArgs& args) {
   // delta_i = dO_i . O_i - dLSE_i: the softmax Jacobian's row term.
   std::vector<double> delta(static_cast<size_t>(p.batch * T * H));
 
-  parallel_for(p.batch * T * H, [&](int64_t row) {
+  parallel_for(p.batch * T * H, threads, [&](int64_t row) {
     const int64_t h = row % H, t = (row / H) % T, b = row / (H * T), hk = h / group;
     int64_t x[kMaxSpatialRank] = {0, 0, 0};
     token_coords(p, t, x);
@@ -169,7 +169,7 @@ void backward(const Problem& p, const BackwardArgs& args) {
     for (int64_t e = 0; e < Dv; ++e) dvalues.store(dv_row, e, kg.dv[e]);
   };
 
-  parallel_for(p.batch * T * p.kv_heads, [&](int64_t row) {
+  parallel_for(p.batch * T * p.kv_heads, threads, [&](int64_t row) {
     const int64_t hk = row % p.kv_heads, t = (row / p.kv_heads) % T;
     const int64_t b = row / (p.kv_heads * T);
     int64_t y[kMaxSpatialRank] = {0, 0, 0};
@@ -182,7 +182,7 @@ void backward(const Problem& p, const BackwardArgs& args) {
     finish_key(kg, dK, dK.row(b, y, hk), dV, dV.row(b, y, hk));
   });
 
-  parallel_for(p.batch * p.extra_kv * p.kv_heads, [&](int64_t row) {
+  parallel_for(p.batch * p.extra_kv * p.kv_heads, threads, [&](int64_t row) {
     const int64_t hk = row % p.kv_heads, n = (row / p.kv_heads) % p.extra_kv;
     const int64_t b = row / (p.kv_heads * p.extra_kv);
     thread_local KeyGrad kg;
@@ -206,11 +206,11 @@ class ReferenceBackend final : public detail::Backend {
     }
     return "";
   }
-  void forward(const Problem& p, const ForwardArgs& args, const Options&) const override {
-    cpu::forward(p, args);
+  void forward(const Problem& p, const ForwardArgs& args, const Options& o) const override {
+    cpu::forward(p, args, thread_count(o.threads));
   }
-  void backward(const Problem& p, const BackwardArgs& args, const Options&) const override {
-    cpu::backward(p, args);
+  void backward(const Problem& p, const BackwardArgs& args, const Options& o) const override {
+    cpu::backward(p, args, thread_count(o.threads));
   }
 };
 

@@ -82,23 +82,34 @@ class EmptyProblems : public ::testing::TestWithParam<EmptyCase> {
   std::vector<unsigned char> poison;
 };
 
+// "auto" and every CPU backend by name.
+std::vector<std::string> backends_to_try() {
+  std::vector<std::string> names{"auto"};
+  for (const std::string& n : test::cpu_backends()) names.push_back(n);
+  return names;
+}
+
+std::string expected_backend(const std::string& asked, DType dtype) {
+  return asked == "auto" ? test::auto_cpu_backend(dtype) : asked;
+}
+
 TEST_P(EmptyProblems, ForwardTouchesNothing) {
   const Problem& p = GetParam().problem;
   ASSERT_TRUE(p.empty());
-  for (const char* backend : {"auto", "reference"}) {
+  for (const std::string& backend : backends_to_try()) {
     ForwardArgs args = t.forward_args();
     aim_empty_views({&args.output, &args.lse},
                     {&args.query, &args.key, &args.value, &args.extra_key, &args.extra_value});
     Options options;
     options.backend = backend;
-    EXPECT_EQ(forward(p.params, args, options), "reference");
+    EXPECT_EQ(forward(p.params, args, options), expected_backend(backend, p.dtype));
     EXPECT_TRUE(poison_intact()) << backend;
   }
 }
 
 TEST_P(EmptyProblems, BackwardTouchesNoEmptyOutputAndZeroesUnattendedKeys) {
   const Problem& p = GetParam().problem;
-  for (const char* backend : {"auto", "reference"}) {
+  for (const std::string& backend : backends_to_try()) {
     t.poison_outputs();
     BackwardArgs args = t.backward_args();
     aim_empty_views({&args.grad_query, &args.grad_key, &args.grad_value, &args.grad_extra_key,
@@ -107,7 +118,7 @@ TEST_P(EmptyProblems, BackwardTouchesNoEmptyOutputAndZeroesUnattendedKeys) {
                      &args.grad_output, &args.extra_key, &args.extra_value});
     Options options;
     options.backend = backend;
-    EXPECT_EQ(backward(p.params, args, options), "reference");
+    EXPECT_EQ(backward(p.params, args, options), expected_backend(backend, p.dtype));
     EXPECT_TRUE(poison_intact()) << backend;
     // Keys and values nobody attends to (kv heads without query heads,
     // additional KV without query tokens) have gradient zero.
@@ -155,7 +166,7 @@ TEST(EmptyOutputs, ZeroStridesOfAnEmptyOutputAreAccepted) {
   args.query = args.key = args.value = empty({1, 0, 2, 4}, DType::f32);
   args.output = empty({1, 0, 2, 4}, DType::f32);
   args.lse = empty({1, 0, 2}, DType::f32);
-  EXPECT_EQ(forward(params, args), "reference");
+  EXPECT_EQ(forward(params, args), test::auto_cpu_backend(DType::f32));
   // A non-empty output with a zero stride still is an error.
   args = ForwardArgs{};
   std::vector<float> data(64, 0.0f), out(64, 0.0f);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "gna/gna.hpp"
 #include "harness/tensors.hpp"
@@ -40,7 +41,23 @@ inline ::testing::AssertionResult same_up_to_rounding(const char* what, const Te
          << (d.finite ? "" : " (got non-finite values)");
 }
 
-// A problem with the given extents and one window per axis.
+// The backends built into this library that run on CPU tensors, in the
+// order `auto` tries them.
+inline std::vector<std::string> cpu_backends() {
+  std::vector<std::string> names;
+  for (const std::string& n : backend_names()) {
+    if (n == "cpu" || n == "reference") names.push_back(n);
+  }
+  return names;
+}
+
+// The backend `auto` picks for CPU tensors of `dtype`: the cpu backend when
+// built, except for float64, which only the reference runs.
+inline std::string auto_cpu_backend(DType dtype) {
+  const std::vector<std::string> names = cpu_backends();
+  return dtype != DType::f64 && names.front() == "cpu" ? "cpu" : "reference";
+}
+
 // Coordinates of token number t of a problem (row-major).
 inline std::vector<int64_t> coords_of(const Problem& p, int64_t t) {
   std::vector<int64_t> x(p.rank());
@@ -51,6 +68,7 @@ inline std::vector<int64_t> coords_of(const Problem& p, int64_t t) {
   return x;
 }
 
+// A problem with the given extents and one window per axis.
 inline Problem problem_of(std::initializer_list<int64_t> extents,
                           std::initializer_list<AxisParams> axes) {
   Problem p;

@@ -8,6 +8,9 @@
 #include "cli.hpp"
 #include "gna/error.hpp"
 #include "gna/sim.hpp"
+#if GNA_WITH_CPU
+#include "cpu/passes.hpp"
+#endif
 
 namespace gna::cli {
 namespace {
@@ -81,6 +84,9 @@ void print_bench(const BenchResult& r, bool json) {
               static_cast<long long>(r.iters), r.min_ms);
   std::printf("useful      %.3f TFLOP/s (%.4g FLOP)\n", tflops, flops);
   std::printf("flop bound  %.2fx less work than dense attention of the same size\n", flop_bound);
+#if GNA_WITH_CPU
+  if (r.backend == "cpu") std::printf("cpu tiles   %s\n", cpu::describe_tiles(p).c_str());
+#endif
   if (!sim.found) {
     std::printf("sim         no sm90 tiles: %s\n", sim.why_none.c_str());
     return;

@@ -43,7 +43,7 @@ int run_bench(int argc, char** argv) {
       {"batch", "B", "batch size (default 1)"},
       {"extra-kv", "N", "additional KV tokens every query attends to (default 0)"},
       {"dtype", "f16|bf16|f32|f64", "element type"},
-      {"backend", "NAME", "auto (default), reference, cuda-generic or sm90"},
+      {"backend", "NAME", "auto (default), cpu, reference, cuda-generic or sm90"},
       {"device", "auto|cpu|cuda[:N]", "where tensors live (default: a GPU if there is one)"},
       {"backward", "", "time the backward pass instead of the forward (tile options then apply to it)"},
       {"deterministic", "", "bitwise-reproducible backward (Options::deterministic)"},
@@ -57,24 +57,24 @@ int run_bench(int argc, char** argv) {
   options.insert(options.end(), tiles.begin(), tiles.end());
   Command cmd("bench",
               "Time one problem. Defaults: on a GPU the 2-D case 256x256, window 80x80,\n"
-              "24 heads, dim 128, f16; on the CPU 32x32, window 7x7, 4 heads, dim 32, f32.",
+              "24 heads, dim 128, f16; on the CPU 64x64, window 13x13, 4 heads, dim 64, f32.",
               options);
   if (!cmd.parse(argc, argv)) return 0;
   const Device device = parse_device(cmd.text("device", "auto"));
   const bool gpu = device.type == DeviceType::cuda;
 
-  Problem p = window_problem(cmd, gpu ? "256x256" : "32x32", gpu ? "80x80" : "7x7");
+  Problem p = window_problem(cmd, gpu ? "256x256" : "64x64", gpu ? "80x80" : "13x13");
   p.heads = cmd.integer("heads", gpu ? 24 : 4);
   p.kv_heads = cmd.integer("kv-heads", p.heads);
-  p.head_dim = cmd.integer("dim", gpu ? 128 : 32);
+  p.head_dim = cmd.integer("dim", gpu ? 128 : 64);
   p.head_dim_v = cmd.integer("dim-v", p.head_dim);
   p.batch = cmd.integer("batch", 1);
   p.extra_kv = cmd.integer("extra-kv", 0);
   p.dtype = parse_dtype(cmd.text("dtype", gpu ? "f16" : "f32"));
   validate(p);
   const bool backward = cmd.flag("backward");
-  const int64_t warmup = cmd.integer("warmup", gpu ? 5 : 1);
-  const int64_t iters = cmd.integer("iters", gpu ? 20 : 3);
+  const int64_t warmup = cmd.integer("warmup", gpu ? 5 : 2);
+  const int64_t iters = cmd.integer("iters", gpu ? 20 : 10);
   if (warmup < 0 || iters < 1) throw UsageError("--warmup must be >= 0 and --iters >= 1");
 
   harness::Tensors tensors(p, device, harness::Layout::contiguous);

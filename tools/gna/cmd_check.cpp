@@ -36,7 +36,8 @@ int run_check(int argc, char** argv) {
   Command cmd("check",
               "Run random problems covering every parameter (rank, borders, even windows,\n"
               "stride == window, dilation, causal, GQA, Dv != D, additional KV, non-contiguous\n"
-              "layouts) through each available backend and compare with the reference.",
+              "layouts, a gradient into LSE) through each available backend and compare with the\n"
+              "reference.",
               {{"backend", "NAME", "check only this backend (default: every built one)"},
                {"cases", "N", "random problems per backend and pass (default 50)"},
                {"seed", "S", "random seed (default 1)"},
@@ -86,6 +87,7 @@ int run_check(int argc, char** argv) {
         c.pass = pass;
         c.seed = rng();
         c.deterministic = cmd.flag("deterministic");
+        c.grad_lse = pass == Pass::backward && i % 2 == 1;
         const harness::CaseResult r = harness::run_case(c, backend, *device);
         ++t.cases;
         if (!r.ran) {
@@ -98,7 +100,7 @@ int run_check(int argc, char** argv) {
           ++t.passed;
         } else {
           t.failures.push_back(c.problem.describe() + " layout " + harness::layout_name(c.layout) +
-                               ": " + r.detail);
+                               (c.grad_lse ? " with grad_lse" : "") + ": " + r.detail);
         }
       }
       tallies.push_back(t);

@@ -50,7 +50,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
   std::mt19937_64 rng(spec.seed);
 
   // Expected results on the host.
-  Tensors want(p, Device{}, spec.layout);
+  Tensors want(p, Device{}, spec.layout, spec.grad_lse);
   want.randomize_inputs(rng);
   if (is_reference) {
     oracle_forward(p, want.forward_args());
@@ -67,7 +67,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
 
   // The candidate gets the same inputs (and, for backward, the same O and
   // LSE, so that its gradients are compared on equal footing).
-  Tensors got(p, device, spec.layout);
+  Tensors got(p, device, spec.layout, spec.grad_lse);
   got.copy_from(want);
   got.poison_outputs();
   Options options;
@@ -101,6 +101,9 @@ RandomSpec spec_for_backend(const std::string& backend) {
   RandomSpec spec;
   if (backend == "reference") {
     spec.dtypes = {DType::f32, DType::f64, DType::f16, DType::bf16};
+  } else if (backend == "cpu") {
+    spec.dtypes = {DType::f32, DType::f16, DType::bf16};
+    spec.head_dims = {1, 3, 8, 16, 24, 32, 64, 80};
   } else if (backend == "sm90") {
     spec.dtypes = {DType::f16, DType::bf16};
     spec.head_dims = {32, 64, 128, 256};
@@ -116,7 +119,7 @@ RandomSpec spec_for_backend(const std::string& backend) {
 }
 
 std::optional<Device> device_for_backend(const std::string& backend) {
-  if (backend == "reference") return Device{};
+  if (backend == "reference" || backend == "cpu") return Device{};
   if (cuda_device_count() > 0) return Device{DeviceType::cuda, 0};
   return std::nullopt;
 }

@@ -27,6 +27,7 @@ struct CaseSpec {
   Pass pass = Pass::forward;
   uint64_t seed = 0;
   bool deterministic = false;  // Options::deterministic of the candidate's run
+  bool grad_lse = false;  // backward: a gradient flows into LSE too
 };
 
 CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device device);
@@ -35,7 +36,7 @@ CaseResult run_case(const CaseSpec& spec, const std::string& backend, Device dev
 // sizes the reference answers quickly.
 RandomSpec spec_for_backend(const std::string& backend);
 
-// The device a backend runs on in checks: CPU for the reference, the first
+// The device a backend runs on in checks: CPU for the CPU backends, the first
 // CUDA device otherwise (nullopt when there is none).
 std::optional<Device> device_for_backend(const std::string& backend);
 

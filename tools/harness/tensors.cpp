@@ -32,7 +32,7 @@ std::vector<int64_t> shape_of(const Problem& p, Tensors::Slot slot) {
     case Tensors::k: case Tensors::dk: s.push_back(p.kv_heads); s.push_back(p.head_dim); break;
     case Tensors::v: case Tensors::dv: s.push_back(p.kv_heads); s.push_back(p.head_dim_v); break;
     case Tensors::o: case Tensors::dout: s.push_back(p.heads); s.push_back(p.head_dim_v); break;
-    case Tensors::lse: s.push_back(p.heads); break;
+    case Tensors::lse: case Tensors::dlse: s.push_back(p.heads); break;
     case Tensors::xk: case Tensors::dxk: return extra(p.head_dim);
     case Tensors::xv: case Tensors::dxv: return extra(p.head_dim_v);
     default: break;
@@ -145,22 +145,27 @@ const char* slot_name(Tensors::Slot slot) {
   static const char* names[] = {"query", "key", "value", "output", "lse",
                                 "additional_keys", "additional_values", "grad_output",
                                 "grad_query", "grad_key", "grad_value",
-                                "grad_additional_keys", "grad_additional_values"};
+                                "grad_additional_keys", "grad_additional_values", "grad_lse"};
   return names[slot];
 }
 
-Tensors::Tensors(const Problem& problem, Device device, Layout layout)
+Tensors::Tensors(const Problem& problem, Device device, Layout layout, bool grad_lse)
     : problem_(problem), device_(device), views_(slot_count), buffers_(slot_count) {
   for (int i = 0; i < slot_count; ++i) {
     const auto slot = static_cast<Slot>(i);
     if ((slot == xk || slot == xv || slot == dxk || slot == dxv) && problem.extra_kv == 0) continue;
+    if (slot == dlse && !grad_lse) continue;
     const std::vector<int64_t> shape = shape_of(problem, slot);
     TensorView& t = views_[i];
     t.ndim = static_cast<int>(shape.size());
-    t.dtype = slot == lse ? DType::f32 : problem.dtype;
+    t.dtype = slot == lse || slot == dlse ? DType::f32 : problem.dtype;
     t.device = device;
     std::copy(shape.begin(), shape.end(), t.shape);
-    const int64_t span = strides_for(shape, slot == lse ? Layout::contiguous : layout, t.stride);
+    // LSE-shaped tensors have no head dim for heads_first to move.
+    Layout own = layout;
+    if (slot == lse) own = Layout::contiguous;
+    if (slot == dlse && layout != Layout::contiguous) own = Layout::padded;
+    const int64_t span = strides_for(shape, own, t.stride);
     buffers_[i] = Buffer(device, static_cast<size_t>(span) * dtype_size(t.dtype));
     t.data = buffers_[i].data();
   }
@@ -239,6 +244,7 @@ BackwardArgs Tensors::backward_args() const {
   a.grad_value = views_[dv];
   a.grad_extra_key = views_[dxk];
   a.grad_extra_value = views_[dxv];
+  a.grad_lse = views_[dlse];
   return a;
 }
 

@@ -42,10 +42,12 @@ enum class Layout {
 const char* layout_name(Layout layout);
 Layout random_layout(std::mt19937_64& rng, bool allow_strided_dim);
 
-// All tensors of one problem, forward and backward, owned here.
+// All tensors of one problem, forward and backward, owned here. With
+// `grad_lse` the backward also gets a gradient flowing into LSE (an input,
+// strided unless the layout is contiguous).
 class Tensors {
  public:
-  Tensors(const Problem& problem, Device device, Layout layout);
+  Tensors(const Problem& problem, Device device, Layout layout, bool grad_lse = false);
 
   const Problem& problem() const { return problem_; }
   Device device() const { return device_; }
@@ -62,7 +64,7 @@ class Tensors {
   ForwardArgs forward_args() const;
   BackwardArgs backward_args() const;
 
-  enum Slot { q, k, v, o, lse, xk, xv, dout, dq, dk, dv, dxk, dxv, slot_count };
+  enum Slot { q, k, v, o, lse, xk, xv, dout, dq, dk, dv, dxk, dxv, dlse, slot_count };
   const TensorView& view(Slot slot) const { return views_[slot]; }
   // A host view of one tensor's memory, downloaded into `storage` when the
   // tensors live on a device.

@@ -1,0 +1,231 @@
+// The key side of the cpu backend's backward (src/cpu/passes.hpp): one work
+// item is one key tile of one batch and kv head (its lanes are keys),
+// looking at the queries that see it (window::query_range), for every query
+// head that reads the kv head (GQA). Per step of queries: S = Q K^T,
+// P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), then dV += P^T dO
+// and dK += dS^T Q, which the item owns; when fused, also dQ += dS K into
+// query rows that no other item of the running color touches. Tiles of
+// additional KV tokens look at every query the same way, unmasked, and
+// leave their part of dQ to the query pass.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/backward_key.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/kernels-inl.h"
+#include "cpu/passes.hpp"
+#include "cpu/scratch.hpp"
+#include "cpu/steps-inl.h"
+#include "cpu/thread_pool.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace gna::cpu {
+namespace HWY_NAMESPACE {
+namespace {
+
+struct KeyGradScratch {
+  AlignedFloats key, value, grad_key, grad_value, staged, spare, scores, grad_scores, lane_keys,
+      lanes;
+  StepScratch steps;
+  StepRows all_queries;
+};
+
+class KeyGradTile {
+ public:
+  KeyGradTile(const BackwardJob& job, KeyGradScratch& s)
+      : job_(job), p_(*job.problem), s_(s),
+        steps_(s.steps, job.key_tiling, job.query, job.grad_output, job.token_stride) {
+    const size_t L = hn::Lanes(d_);
+    const size_t D = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L);
+    const size_t Dv = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L);
+    key_size_ = D * L;
+    value_size_ = Dv * L;
+    key_ = s.key.reserve(key_size_);
+    value_ = s.value.reserve(value_size_);
+    grad_key_ = s.grad_key.reserve(key_size_);
+    grad_value_ = s.grad_value.reserve(value_size_);
+    staged_ = s.staged.reserve(static_cast<size_t>(std::max(p_.head_dim, p_.head_dim_v)) * L);
+    spare_ = s.spare.reserve(L * L);
+    scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    grad_scores_ = s.grad_scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    lane_keys_ = s.lane_keys.reserve(static_cast<size_t>(job.dq_stride) * L);
+    lanes_ = s.lanes.reserve(L);
+  }
+
+  // Key tile `tile` of the grid.
+  void run_grid(int64_t b, int64_t hk, int64_t tile) {
+    steps_.start(tile);
+    const TileWalk& w = steps_.walk();
+    const float* key_rows[kMaxLanes];
+    const float* value_rows[kMaxLanes];
+    LaneRows(w, job_.key, b, hk, key_rows);
+    LaneRows(w, job_.value, b, hk, value_rows);
+    start(key_rows, value_rows);
+    adds_to_queries_ = job_.fused;
+    if (adds_to_queries_) copy_lane_keys(key_rows, w.valid_lanes());
+    for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
+      steps_.for_each(b, h, [&](const StepRows& queries, const float* bias) {
+        accumulate(queries, bias, b, h);
+      });
+    }
+    const BackwardArgs& args = *job_.args;
+    FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
+    WriteLanes(d_, w, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_key, b, hk,
+               staged_, spare_);
+    FillLanes(d_, 1.0f, lanes_);
+    WriteLanes(d_, w, grad_value_, static_cast<size_t>(p_.head_dim_v), lanes_, args.grad_value,
+               b, hk, staged_, spare_);
+  }
+
+  // The additional KV tokens [first, first + L): every query sees them.
+  void run_extra(int64_t b, int64_t hk, int64_t first) {
+    const size_t L = hn::Lanes(d_);
+    const BackwardArgs& args = *job_.args;
+    const float* key_rows[kMaxLanes];
+    const float* value_rows[kMaxLanes];
+    int64_t key_at[kMaxLanes], value_at[kMaxLanes];
+    bool valid[kMaxLanes];
+    for (size_t l = 0; l < L; ++l) {
+      // Lanes past the last token repeat it, like a grid tile's.
+      const int64_t n = std::min(first + static_cast<int64_t>(l), p_.extra_kv - 1);
+      valid[l] = first + static_cast<int64_t>(l) < p_.extra_kv;
+      key_rows[l] = job_.extra_key.row(b, n, hk);
+      value_rows[l] = job_.extra_value.row(b, n, hk);
+      key_at[l] = b * args.grad_extra_key.stride[0] + n * args.grad_extra_key.stride[1] +
+                  hk * args.grad_extra_key.stride[2];
+      value_at[l] = b * args.grad_extra_value.stride[0] + n * args.grad_extra_value.stride[1] +
+                    hk * args.grad_extra_value.stride[2];
+    }
+    start(key_rows, value_rows);
+    adds_to_queries_ = false;  // the query pass adds the additional KV's part of dQ
+    const int64_t tokens = p_.tokens();
+    for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
+      int64_t x[kMaxSpatialRank] = {0, 0, 0};
+      for (int64_t t0 = 0; t0 < tokens; t0 += kStepTokens) {
+        StepRows& all = s_.all_queries;
+        all.count = static_cast<size_t>(std::min(kStepTokens, tokens - t0));
+        for (size_t i = 0; i < all.count; ++i) {
+          all.first[i] = job_.query.row(b, x, h);
+          all.second[i] = job_.grad_output.row(b, x, h);
+          all.token[i] = t0 + static_cast<int64_t>(i);
+          for (int a = p_.rank() - 1; a >= 0 && ++x[a] == p_.extent[a]; --a) x[a] = 0;
+        }
+        accumulate(all, nullptr, b, h);
+      }
+    }
+    FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
+    WriteRows(d_, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_extra_key,
+              key_at, valid, staged_, spare_);
+    FillLanes(d_, 1.0f, lanes_);
+    WriteRows(d_, grad_value_, static_cast<size_t>(p_.head_dim_v), lanes_,
+              args.grad_extra_value, value_at, valid, staged_, spare_);
+  }
+
+ private:
+  int64_t first_head(int64_t hk) const { return hk * (p_.heads / p_.kv_heads); }
+
+  // The lanes' key rows, unscaled and zero-padded to whole vectors; zero
+  // for lanes past the tile's end, which repeat a key that must count once.
+  void copy_lane_keys(const float* const* key_rows, const bool* valid) {
+    const size_t L = hn::Lanes(d_), stride = static_cast<size_t>(job_.dq_stride);
+    for (size_t l = 0; l < L; ++l) {
+      float* row = lane_keys_ + l * stride;
+      std::fill(row, row + stride, 0.0f);
+      if (valid[l]) std::copy(key_rows[l], key_rows[l] + p_.head_dim, row);
+    }
+  }
+
+  void start(const float* const* key_rows, const float* const* value_rows) {
+    PackRows(d_, key_rows, static_cast<size_t>(p_.head_dim), job_.scale2, key_, spare_);
+    PackRows(d_, value_rows, static_cast<size_t>(p_.head_dim_v), 1.0f, value_, spare_);
+    std::fill(grad_key_, grad_key_ + key_size_, 0.0f);
+    std::fill(grad_value_, grad_value_ + value_size_, 0.0f);
+  }
+
+  // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
+  // and head h, with their mask bias when there is one.
+  void accumulate(const StepRows& rows, const float* bias, int64_t b, int64_t h) {
+    const size_t L = hn::Lanes(d_), n = rows.count;
+    const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
+    int64_t row[kStepTokens];  // the queries' rows of [B, T, H]
+    for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
+    Scores(d_, rows.first, n, key_, D, bias, scores_);
+    Scores(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t r = static_cast<size_t>(row[i]);
+      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), hn::Set(d_, job_.lse2[r])));
+      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), hn::Set(d_, job_.delta[r]));
+      hn::Store(prob, d_, scores_ + i * L);
+      hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
+    }
+    AddAllRows(d_, rows.second, n, scores_, Dv, grad_value_);
+    AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
+    if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this color
+      float* out[kStepTokens];
+      for (size_t i = 0; i < n; ++i) out[i] = job_.dq.data() + row[i] * job_.dq_stride;
+      AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
+                        out);
+    }
+  }
+
+  const DF d_;
+  const BackwardJob& job_;
+  const Problem& p_;
+  KeyGradScratch& s_;
+  TileSteps steps_;
+  float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
+      *lane_keys_, *lanes_;
+  size_t key_size_ = 0, value_size_ = 0;
+  bool adds_to_queries_ = false;
+};
+
+}  // namespace
+
+// Items [0, grid) are key tiles of the grid (those in `tiles`, or all when
+// it is null), the rest tiles of additional KV tokens; both in (batch, tile,
+// kv head) order.
+void KeyGradItems(const BackwardJob& job, const std::vector<int64_t>* tiles, int64_t begin,
+                  int64_t end) {
+  thread_local KeyGradScratch scratch;
+  KeyGradTile tile(job, scratch);
+  const Problem& p = *job.problem;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
+  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
+  const int64_t kv = p.kv_heads;
+  const int64_t extra_tiles = (p.extra_kv + lanes - 1) / lanes;
+  const int64_t grid = p.batch * kv * count;
+  ForEachItem(count, kv, begin, std::min(end, grid), [&](int64_t b, int64_t hk, int64_t i) {
+    tile.run_grid(b, hk, tiles ? (*tiles)[static_cast<size_t>(i)] : i);
+  });
+  ForEachItem(extra_tiles, kv, std::max(begin, grid) - grid, end - grid,
+              [&](int64_t b, int64_t hk, int64_t i) { tile.run_extra(b, hk, i * lanes); });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gna::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gna::cpu {
+
+HWY_EXPORT(KeyGradItems);
+
+void key_pass(const BackwardJob& job, int threads, const std::vector<int64_t>* tiles,
+              bool extra) {
+  const Problem& p = *job.problem;
+  const int64_t lanes = simd_lanes();
+  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
+  const int64_t items =
+      p.batch * p.kv_heads * (count + (extra ? (p.extra_kv + lanes - 1) / lanes : 0));
+  parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(KeyGradItems)(job, tiles, begin, end);
+  });
+}
+
+}  // namespace gna::cpu
+#endif  // HWY_ONCE

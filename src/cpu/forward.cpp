@@ -1,0 +1,178 @@
+// The cpu backend's forward: one work item is one query tile of one batch
+// and head. Its lanes' queries are packed (scaled into log2 units), then the
+// tile walks its steps (boxes of key chunks, src/cpu/tile_walk.hpp) and the
+// additional KV, with the online softmax of FlashAttention: per step the
+// scores, the new running maximum, the rescale of what was accumulated, and
+// P V. Only steps that are not clean pay for the mask, one add per key.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/forward.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cpu/kernels-inl.h"
+#include "cpu/steps-inl.h"
+#include "cpu/passes.hpp"
+#include "cpu/scratch.hpp"
+#include "cpu/thread_pool.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace gna::cpu {
+namespace HWY_NAMESPACE {
+namespace {
+
+struct ForwardScratch {
+  AlignedFloats packed, acc, staged, spare, scores, lanes;
+  StepScratch steps;
+  StepRows extra;
+};
+
+class QueryTile {
+ public:
+  QueryTile(const ForwardJob& job, ForwardScratch& s)
+      : job_(job), p_(*job.problem), s_(s), steps_(s.steps, job.tiling, job.key, job.value, nullptr) {
+    const size_t L = hn::Lanes(d_);
+    // Packed rows come in whole L x L blocks: room for the dims rounded up.
+    acc_size_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L) * L;
+    packed_ = s.packed.reserve(hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L) * L);
+    acc_ = s.acc.reserve(acc_size_);
+    staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim_v) * L);
+    spare_ = s.spare.reserve(L * L);
+    scores_ = s.scores.reserve(static_cast<size_t>(kStepTokens) * L);
+    lanes_ = s.lanes.reserve(3 * L);
+  }
+
+  void run(int64_t b, int64_t h, int64_t tile) {
+    b_ = b;
+    h_ = h;
+    hk_ = h / (p_.heads / p_.kv_heads);
+    steps_.start(tile);
+    const float* rows[kMaxLanes];
+    LaneRows(steps_.walk(), job_.query, b_, h_, rows);
+    if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
+    PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, packed_, spare_);
+    max_ = hn::Set(d_, kMasked);
+    sum_ = hn::Zero(d_);
+    std::fill(acc_, acc_ + acc_size_, 0.0f);
+    auto attend_step = [&](const StepRows& keys, const float* bias) { attend(keys, bias); };
+    steps_.for_each(b_, hk_, attend_step);
+    ForEachExtraStep(job_.extra_key, job_.extra_value, p_.extra_kv, b_, hk_, s_.extra,
+                     attend_step);
+    write_results();
+  }
+
+ private:
+  // One step of the online softmax over the keys in `rows`, with their mask
+  // bias when there is one.
+  void attend(const StepRows& rows, const float* bias) {
+    const size_t L = hn::Lanes(d_), n = rows.count;
+    const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
+    const VF step_max = Scores(d_, rows.first, n, packed_, D, bias, scores_);
+    const VF new_max = hn::Max(max_, step_max);
+    const VF rescale = Exp2(d_, hn::Sub(max_, new_max));
+    max_ = new_max;
+    VF step_sum = hn::Zero(d_);
+    for (size_t i = 0; i < n; ++i) {
+      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), max_));
+      hn::Store(prob, d_, scores_ + i * L);
+      step_sum = hn::Add(step_sum, prob);
+    }
+    sum_ = hn::MulAdd(sum_, rescale, step_sum);
+    if (!hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
+      for (size_t e = 0; e < Dv; ++e) {
+        hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
+      }
+    }
+    AddAllRows(d_, rows.second, n, scores_, Dv, acc_);
+  }
+
+  // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
+  void write_results() {
+    const size_t L = hn::Lanes(d_);
+    const ForwardArgs& args = *job_.args;
+    float *max = lanes_, *sum = lanes_ + L, *inv = lanes_ + 2 * L;
+    hn::Store(max_, d_, max);
+    hn::Store(sum_, d_, sum);
+    hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
+    const TileWalk& w = steps_.walk();
+    WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_, staged_,
+               spare_);
+    if (!args.lse.defined()) return;
+    const TensorView& lse = args.lse;
+    int64_t offset[kMaxLanes];
+    w.lane_offsets(lse.stride + 1, offset);
+    float* out = static_cast<float*>(lse.data) + b_ * lse.stride[0] + h_ * lse.stride[p_.rank() + 1];
+    for (size_t l = 0; l < L; ++l) {
+      if (w.valid(static_cast<int>(l))) out[offset[l]] = (max[l] + std::log2(sum[l])) * kLn2;
+    }
+  }
+
+  const DF d_;
+  const ForwardJob& job_;
+  const Problem& p_;
+  ForwardScratch& s_;
+  TileSteps steps_;
+  float *packed_, *acc_, *staged_, *spare_, *scores_, *lanes_;
+  size_t acc_size_ = 0;
+  int64_t b_ = 0, h_ = 0, hk_ = 0;
+  VF max_, sum_;
+};
+
+}  // namespace
+
+void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
+  thread_local ForwardScratch scratch;
+  QueryTile tile(job, scratch);
+  ForEachItem(job.tiling.count(), job.problem->heads, begin, end,
+              [&](int64_t b, int64_t h, int64_t t) { tile.run(b, h, t); });
+}
+
+int LaneCount() { return static_cast<int>(hn::Lanes(DF())); }
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gna::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gna::cpu {
+
+HWY_EXPORT(ForwardItems);
+HWY_EXPORT(LaneCount);
+HWY_EXPORT(TargetName);
+
+int simd_lanes() { return HWY_DYNAMIC_DISPATCH(LaneCount)(); }
+const char* simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+std::string describe_tiles(const Problem& p) {
+  const Tiling t = make_tiling(p, simd_lanes(), Looks::at_keys);
+  std::string shape;
+  for (int a = 0; a < t.rank; ++a) shape += (a ? "x" : "") + std::to_string(t.extent[a]);
+  return shape + " tokens on " + std::to_string(t.lanes) + " lanes (" + simd_target() + ")";
+}
+
+void forward_pass(const Problem& p, const ForwardArgs& args, int threads) {
+  ForwardJob job;
+  job.problem = &p;
+  job.args = &args;
+  job.tiling = make_tiling(p, simd_lanes(), Looks::at_keys);
+  job.query.prepare(args.query, p.rank(), threads);
+  job.key.prepare(args.key, p.rank(), threads);
+  job.value.prepare(args.value, p.rank(), threads);
+  job.extra_key.prepare(args.extra_key, 1, threads);
+  job.extra_value.prepare(args.extra_value, 1, threads);
+  job.scale2 = static_cast<float>(p.scale()) * kLog2e;
+  const int64_t items = p.batch * p.heads * job.tiling.count();
+  parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(ForwardItems)(job, begin, end);
+  });
+}
+
+}  // namespace gna::cpu
+#endif  // HWY_ONCE

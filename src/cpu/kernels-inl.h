@@ -1,0 +1,277 @@
+// SIMD micro-kernels of the cpu backend, compiled once per target through
+// Highway's foreach_target (the pass files include this header per target).
+//
+// Legend: one vector holds one value per lane, i.e. per token of the tile
+// (queries in the forward and dQ passes, keys in the dK/dV pass). "Rows" are
+// fp32 rows of the other side (keys, values, queries, output gradients),
+// whose elements are broadcast against a packed tile: packed[e] is the
+// vector of element e of every lane. Both products are rank-1 updates with
+// one broadcast operand each, so no horizontal reduction is ever needed.
+
+// Per-target include guard (Highway's toggle idiom).
+#if defined(GNA_CPU_KERNELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GNA_CPU_KERNELS_INL_H_
+#undef GNA_CPU_KERNELS_INL_H_
+#else
+#define GNA_CPU_KERNELS_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <cstddef>
+
+#include "cpu/tile_walk.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace gna::cpu {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// out[r] = bias[r] + sum_e rows[r][e] * packed[e] for R rows (bias only
+// with kBias, else 0), and max = the running lane-wise maximum of them.
+template <int R, bool kBias>
+HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, size_t dim,
+                        const float* bias, float* out, VF& max) {
+  const size_t L = hn::Lanes(d);
+  VF acc[R];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) acc[r] = kBias ? hn::Load(d, bias + r * L) : hn::Zero(d);
+  for (size_t e = 0; e < dim; ++e) {
+    const VF lanes = hn::Load(d, packed + e * L);
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::Set(d, rows[r][e]), lanes, acc[r]);
+  }
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    max = hn::Max(max, acc[r]);
+    hn::Store(acc[r], d, out + r * L);
+  }
+}
+
+// DotRows over `count` rows: bias and out hold one vector per row. Returns
+// the lane-wise maximum.
+template <bool kBias>
+HWY_INLINE VF DotAllRows(DF d, const float* const* rows, size_t count, const float* packed,
+                         size_t dim, const float* bias, float* out) {
+  const size_t L = hn::Lanes(d);
+  VF max = hn::Set(d, kMasked);
+  size_t r = 0;
+  for (; r + 8 <= count; r += 8) {
+    DotRows<8, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  }
+  for (; r + 4 <= count; r += 4) {
+    DotRows<4, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  }
+  for (; r < count; ++r) DotRows<1, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  return max;
+}
+
+// DotAllRows with the bias when there is one (nullptr: none).
+HWY_INLINE VF Scores(DF d, const float* const* rows, size_t count, const float* packed,
+                     size_t dim, const float* bias, float* out) {
+  return bias != nullptr ? DotAllRows<true>(d, rows, count, packed, dim, bias, out)
+                         : DotAllRows<false>(d, rows, count, packed, dim, out, out);
+}
+
+// acc[e] += sum_n rows[n][col + e] * weights[n] for E consecutive columns:
+// the packed accumulator acc holds one vector per column.
+template <int E>
+HWY_INLINE void AddRows(DF d, const float* const* rows, size_t count, const float* weights,
+                        size_t col, float* acc) {
+  const size_t L = hn::Lanes(d);
+  VF sum[E];
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) sum[e] = hn::Load(d, acc + e * L);
+  for (size_t n = 0; n < count; ++n) {
+    const VF w = hn::Load(d, weights + n * L);
+    const float* row = rows[n] + col;
+    HWY_UNROLL(16)
+    for (int e = 0; e < E; ++e) sum[e] = hn::MulAdd(hn::Set(d, row[e]), w, sum[e]);
+  }
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) hn::Store(sum[e], d, acc + e * L);
+}
+
+// AddRows over all `dim` columns.
+HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const float* weights,
+                           size_t dim, float* acc) {
+  const size_t L = hn::Lanes(d);
+  size_t e = 0;
+  for (; e + 8 <= dim; e += 8) AddRows<8>(d, rows, count, weights, e, acc + e * L);
+  for (; e + 4 <= dim; e += 4) AddRows<4>(d, rows, count, weights, e, acc + e * L);
+  for (; e < dim; ++e) AddRows<1>(d, rows, count, weights, e, acc + e * L);
+}
+
+// out[i][c + v * L] += sum_l weights[i][l] * lane_rows[l][c + v * L] for R
+// rows i and V vectors v: rows of the other side gain what every lane adds.
+template <int R, int V>
+HWY_INLINE void AddLanesToRows(DF d, const float* weights, const float* lane_rows, size_t stride,
+                               size_t c, float* const* out) {
+  const size_t L = hn::Lanes(d);
+  VF acc[R][V];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) acc[r][v] = hn::LoadU(d, out[r] + c + v * L);
+  }
+  for (size_t l = 0; l < L; ++l) {
+    VF lane[V];
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) lane[v] = hn::Load(d, lane_rows + l * stride + c + v * L);
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+      const VF w = hn::Set(d, weights[r * L + l]);
+      HWY_UNROLL(16)
+      for (int v = 0; v < V; ++v) acc[r][v] = hn::MulAdd(w, lane[v], acc[r][v]);
+    }
+  }
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < V; ++v) hn::StoreU(acc[r][v], d, out[r] + c + v * L);
+  }
+}
+
+// AddLanesToRows over n rows and rows of `stride` floats (whole vectors).
+HWY_INLINE void AddLanesToAllRows(DF d, const float* weights, size_t n, const float* lane_rows,
+                                  size_t stride, float* const* out) {
+  const size_t L = hn::Lanes(d);
+  for (size_t c = 0; c < stride; c += 2 * L) {
+    const bool two = c + 2 * L <= stride;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      if (two) {
+        AddLanesToRows<4, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+      } else {
+        AddLanesToRows<4, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+      }
+    }
+    for (; i < n; ++i) {
+      if (two) {
+        AddLanesToRows<1, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+      } else {
+        AddLanesToRows<1, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+      }
+    }
+  }
+}
+
+// 2^x for x <= 0: 2^x = 2^n * 2^f with n = round(x), |f| <= 1/2, and 2^f
+// from a degree-5 polynomial fitted here for relative error (max 2.4e-7 in
+// fp32). x is clamped to -127, whose 2^n has exponent bits 0: exactly 0,
+// never a subnormal, so masked scores (kMasked) need no select.
+HWY_INLINE VF Exp2(DF d, VF x) {
+  const hn::RebindToSigned<DF> di;
+  const VF clamped = hn::Max(x, hn::Set(d, -127.0f));
+  const VF n = hn::Round(clamped);
+  const VF f = hn::Sub(clamped, n);
+  VF p = hn::Set(d, 0.0013276470126584172f);
+  p = hn::MulAdd(p, f, hn::Set(d, 0.009675540961325169f));
+  p = hn::MulAdd(p, f, hn::Set(d, 0.05550713464617729f));
+  p = hn::MulAdd(p, f, hn::Set(d, 0.24022120237350464f));
+  p = hn::MulAdd(p, f, hn::Set(d, 0.6931469440460205f));
+  p = hn::MulAdd(p, f, hn::Set(d, 1.0000001192092896f));
+  const auto exponent = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127)));
+  return hn::Mul(p, hn::BitCast(d, exponent));
+}
+
+// out[i][0, L) = row_scale[i] * (in[0][i], ..., in[L - 1][i]): the L x L
+// block whose rows start at in[] is transposed into rows starting at out[].
+// This moves tiles between the caller's rows (one token each) and packed
+// vectors (one element of every token). log2(L) rounds of unzipping all
+// rows do it: an unzip rotates the bits of the flattened element index by
+// one place, a transpose rotates them by log2(L) places.
+HWY_INLINE void TransposeRows(DF d, const float* const* in, float* const* out,
+                              const float* row_scale) {
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  const size_t L = hn::Lanes(d);
+  for (size_t i = 0; i < L; ++i) {
+    for (size_t j = 0; j < L; ++j) out[i][j] = row_scale[i] * in[j][i];
+  }
+#else
+  constexpr size_t L = hn::MaxLanes(DF());
+  VF r[L], t[L];
+  HWY_UNROLL(64)
+  for (size_t i = 0; i < L; ++i) r[i] = hn::LoadU(d, in[i]);
+  for (size_t round = 1; round < L; round *= 2) {
+    HWY_UNROLL(64)
+    for (size_t i = 0; i < L / 2; ++i) {
+      t[i] = hn::ConcatEven(d, r[2 * i + 1], r[2 * i]);
+      t[i + L / 2] = hn::ConcatOdd(d, r[2 * i + 1], r[2 * i]);
+    }
+    HWY_UNROLL(64)
+    for (size_t i = 0; i < L; ++i) r[i] = t[i];
+  }
+  HWY_UNROLL(64)
+  for (size_t i = 0; i < L; ++i) hn::StoreU(hn::Mul(r[i], hn::Set(d, row_scale[i])), d, out[i]);
+#endif
+}
+
+// packed[e * L + l] = scale * rows[l][e] for e < dim, in whole L x L blocks
+// (packed has room for dim rounded up to L). spare: L * L floats.
+HWY_INLINE void PackRows(DF d, const float* const* rows, size_t dim, float scale,
+                         float* packed, float* spare) {
+  const size_t L = hn::Lanes(d);
+  HWY_ALIGN float scales[kMaxLanes];
+  const float* in[kMaxLanes];
+  float* out[kMaxLanes];
+  for (size_t l = 0; l < L; ++l) scales[l] = scale;
+  for (size_t e0 = 0; e0 < dim; e0 += L) {
+    const size_t n = dim - e0 < L ? dim - e0 : L;
+    for (size_t l = 0; l < L; ++l) {
+      in[l] = rows[l] + e0;
+      if (n < L) {  // the rows end inside this block: pad a copy with zeros
+        float* copy = spare + l * L;
+        for (size_t e = 0; e < L; ++e) copy[e] = e < n ? in[l][e] : 0.0f;
+        in[l] = copy;
+      }
+      out[l] = packed + (e0 + l) * L;
+    }
+    TransposeRows(d, in, out, scales);
+  }
+}
+
+// rows[l][e] = row_scale[l] * packed[e * L + l] for e < dim (packed has
+// room for dim rounded up to L). spare: L * L floats.
+HWY_INLINE void UnpackRows(DF d, const float* packed, size_t dim, const float* row_scale,
+                           float* const* rows, float* spare) {
+  const size_t L = hn::Lanes(d);
+  const float* in[kMaxLanes];
+  float* out[kMaxLanes];
+  for (size_t e0 = 0; e0 < dim; e0 += L) {
+    const size_t n = dim - e0 < L ? dim - e0 : L;
+    for (size_t l = 0; l < L; ++l) {
+      in[l] = packed + (e0 + l) * L;
+      out[l] = n < L ? spare + l * L : rows[l] + e0;
+    }
+    TransposeRows(d, in, out, row_scale);
+    if (n < L) {  // the rows end inside this block: copy their part
+      for (size_t l = 0; l < L; ++l) {
+        for (size_t e = 0; e < n; ++e) rows[l][e0 + e] = spare[l * L + e];
+      }
+    }
+  }
+}
+
+// bias[(j - c.lo) * L + l] = 0 where lane l of the walk's tile reaches
+// position j of chunk c along axis a, kMasked where it does not.
+HWY_INLINE void FillBias(DF d, const TileWalk& w, int a, const Chunk& c, float* bias) {
+  const hn::RebindToSigned<DF> di;
+  const size_t L = hn::Lanes(d);
+  const auto lo = hn::Load(di, w.reach_lo(a)), hi = hn::Load(di, w.reach_hi(a));
+  const VF masked = hn::Set(d, kMasked);
+  for (int64_t j = c.lo; j <= c.hi; ++j) {
+    const auto at = hn::Set(di, static_cast<int32_t>(j));
+    const auto outside = hn::RebindMask(d, hn::Or(hn::Gt(lo, at), hn::Gt(at, hi)));
+    hn::Store(hn::IfThenElseZero(outside, masked), d, bias + (j - c.lo) * L);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gna::cpu
+HWY_AFTER_NAMESPACE();
+
+#endif  // GNA_CPU_KERNELS_INL_H_

@@ -1,0 +1,101 @@
+#include "cpu/rows.hpp"
+
+#include "core/half.hpp"
+#include "cpu/thread_pool.hpp"
+
+namespace gna::cpu {
+namespace {
+
+float load_float(const TensorView& t, int64_t offset) {
+  switch (t.dtype) {
+    case DType::f32: return static_cast<const float*>(t.data)[offset];
+    case DType::f16: return detail::f16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
+    case DType::bf16: return detail::bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
+    case DType::f64: return static_cast<float>(static_cast<const double*>(t.data)[offset]);
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
+void Fp32Rows::prepare(const TensorView& t, int rank, int threads) {
+  base_ = nullptr;
+  rank_ = rank;
+  if (!t.defined()) return;
+  const int dims = rank + 3;
+  if (t.dtype == DType::f32 && t.stride[dims - 1] == 1) {
+    for (int i = 0; i < dims; ++i) stride_[i] = t.stride[i];
+    base_ = static_cast<const float*>(t.data);
+    return;
+  }
+  // A contiguous copy: strides of a row-major [B, X.., H, D].
+  int64_t step = 1;
+  for (int i = dims - 1; i >= 0; --i) {
+    stride_[i] = step;
+    step *= t.shape[i];
+  }
+  copy_.resize(static_cast<size_t>(step));
+  const int64_t dim = t.shape[dims - 1];
+  const int64_t rows = dim == 0 ? 0 : step / dim;
+  parallel_for_chunks(rows, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      // Row r of the copy is (b, x.., h) in row-major order; find its source.
+      int64_t rest = r, source = 0;
+      for (int i = dims - 2; i >= 0; --i) {
+        source += (rest % t.shape[i]) * t.stride[i];
+        rest /= t.shape[i];
+      }
+      float* out = copy_.data() + r * dim;
+      for (int64_t e = 0; e < dim; ++e) out[e] = load_float(t, source + e * t.stride[dims - 1]);
+    }
+  });
+  base_ = copy_.data();
+}
+
+void store_row(const TensorView& t, int64_t row, const float* src, int64_t step, int64_t n,
+               float scale) {
+  const int64_t es = t.stride[t.ndim - 1];
+  switch (t.dtype) {
+    case DType::f32: {
+      float* out = static_cast<float*>(t.data) + row;
+      if (es == 1) {
+        for (int64_t e = 0; e < n; ++e) out[e] = src[e * step] * scale;
+      } else {
+        for (int64_t e = 0; e < n; ++e) out[e * es] = src[e * step] * scale;
+      }
+      break;
+    }
+    case DType::f16: {
+      uint16_t* out = static_cast<uint16_t*>(t.data) + row;
+      for (int64_t e = 0; e < n; ++e) out[e * es] = detail::float_to_f16(src[e * step] * scale);
+      break;
+    }
+    case DType::bf16: {
+      uint16_t* out = static_cast<uint16_t*>(t.data) + row;
+      for (int64_t e = 0; e < n; ++e) out[e * es] = detail::float_to_bf16(src[e * step] * scale);
+      break;
+    }
+    case DType::f64: {
+      double* out = static_cast<double*>(t.data) + row;
+      for (int64_t e = 0; e < n; ++e) out[e * es] = src[e * step] * scale;
+      break;
+    }
+  }
+}
+
+void zero_fill(const TensorView& t) {
+  if (!t.defined() || t.numel() == 0) return;
+  int64_t idx[kMaxTensorDims] = {};
+  const size_t size = dtype_size(t.dtype);
+  for (;;) {
+    int64_t off = 0;
+    for (int i = 0; i < t.ndim; ++i) off += idx[i] * t.stride[i];
+    unsigned char* p = static_cast<unsigned char*>(t.data) + off * static_cast<int64_t>(size);
+    for (size_t k = 0; k < size; ++k) p[k] = 0;  // +0.0 in every dtype
+    int d = t.ndim - 1;
+    while (d >= 0 && ++idx[d] == t.shape[d]) idx[d--] = 0;
+    if (d < 0) return;
+  }
+}
+
+}  // namespace gna::cpu

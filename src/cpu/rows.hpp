@@ -1,0 +1,56 @@
+// How the cpu backend reads and writes the caller's tensors. Its kernels
+// broadcast single elements of fp32 rows with unit element stride; any other
+// tensor (fp16, bf16, strided head dim, zero strides) is converted once per
+// call into a contiguous fp32 copy, O(tokens) memory. Results are written
+// straight into the caller's layout and dtype.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gna/tensor.hpp"
+
+namespace gna::cpu {
+
+// Rows of D fp32 elements of a [B, X0, (X1, (X2)), H, D] tensor (rank 1 for
+// the [B, N, H, D] additional KV tensors).
+class Fp32Rows {
+ public:
+  // Uses `t` itself when it is fp32 with unit element stride, else converts
+  // it (on `threads` threads). An undefined tensor gives undefined rows.
+  void prepare(const TensorView& t, int rank, int threads);
+
+  bool defined() const { return base_ != nullptr; }
+  // The row of batch b, spatial coordinates x, head h.
+  const float* row(int64_t b, const int64_t* x, int64_t h) const {
+    int64_t off = b * stride_[0] + h * stride_[rank_ + 1];
+    for (int a = 0; a < rank_; ++a) off += x[a] * stride_[1 + a];
+    return base_ + off;
+  }
+  // The row of batch b, token n, head h of a rank-1 tensor.
+  const float* row(int64_t b, int64_t n, int64_t h) const {
+    return base_ + b * stride_[0] + n * stride_[1] + h * stride_[2];
+  }
+  int64_t stride(int dim) const { return stride_[dim]; }
+  const int64_t* spatial_strides() const { return stride_ + 1; }
+  // The row of batch b, head h at spatial offset 0 (add the spatial part).
+  const float* origin(int64_t b, int64_t h) const {
+    return base_ + b * stride_[0] + h * stride_[rank_ + 1];
+  }
+
+ private:
+  const float* base_ = nullptr;
+  int rank_ = 1;
+  int64_t stride_[kMaxTensorDims] = {};
+  std::vector<float> copy_;
+};
+
+// Writes n values src[0], src[step], ..., each times `scale`, into the row
+// that starts at element offset `row` of `t`, rounded to t's dtype.
+void store_row(const TensorView& t, int64_t row, const float* src, int64_t step, int64_t n,
+               float scale);
+
+// Sets every element of `t` (any layout) to zero.
+void zero_fill(const TensorView& t);
+
+}  // namespace gna::cpu

@@ -1,0 +1,263 @@
+// Per-target helpers every pass of the cpu backend shares: the rows a tile's
+// lanes own, the rows one step gathers (with its mask bias), and writing
+// packed results back into the caller's tensors.
+
+#if defined(GNA_CPU_STEPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GNA_CPU_STEPS_INL_H_
+#undef GNA_CPU_STEPS_INL_H_
+#else
+#define GNA_CPU_STEPS_INL_H_
+#endif
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/kernels-inl.h"
+#include "cpu/passes.hpp"
+#include "cpu/rows.hpp"
+#include "cpu/scratch.hpp"
+#include "cpu/tile_walk.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace gna::cpu {
+namespace HWY_NAMESPACE {
+
+// rows[l] = the row of lane l of the walk's tile in `source` (batch b, head h).
+HWY_INLINE void LaneRows(const TileWalk& w, const Fp32Rows& source, int64_t b, int64_t h,
+                         const float** rows) {
+  int64_t offset[kMaxLanes];
+  w.lane_offsets(source.spatial_strides(), offset);
+  const float* origin = source.origin(b, h);
+  for (int l = 0; l < w.lanes(); ++l) rows[l] = origin + offset[l];
+}
+
+// Asks for the lanes' rows `ahead` floats further on (the next head's)
+// while this item still computes: their first touch is a cache miss.
+HWY_INLINE void PrefetchRows(const float* const* rows, int64_t ahead) {
+  for (size_t l = 0; l < hn::Lanes(DF()); ++l) hwy::Prefetch(rows[l] + ahead);
+}
+
+// The tokens of one step, gathered: where the rows of two tensors (keys
+// and values, or queries and output gradients) lie relative to the rows of
+// a (batch, head), so that one gathering serves every head; and where they
+// are for the (batch, head) of the current item.
+struct StepRows {
+  int64_t first_at[kStepTokens];
+  int64_t second_at[kStepTokens];
+  int64_t token[kStepTokens];  // row-major token index, when asked for
+  const float* first[kStepTokens];
+  const float* second[kStepTokens];
+  size_t count = 0;
+  bool biased = false;  // the step needs its mask bias
+
+  void aim(const Fp32Rows& f, const Fp32Rows& s, int64_t b, int64_t h) {
+    const float* fo = f.origin(b, h);
+    const float* so = s.origin(b, h);
+    for (size_t n = 0; n < count; ++n) {
+      first[n] = fo + first_at[n];
+      second[n] = so + second_at[n];
+    }
+  }
+};
+
+// Gathers one step of the walk's tile into `out`, with the mask bias of
+// every token (one vector each) in `bias` when the step is not clean.
+// axis_bias[a]: room for one chunk's bias per axis (kStepTokens vectors).
+// token_stride: row-major token strides of the grid, or nullptr when the
+// token indices are not needed.
+HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32Rows& first,
+                           const Fp32Rows& second, const int64_t* token_stride,
+                           float* const* axis_bias, float* bias, StepRows& out) {
+  const size_t L = hn::Lanes(d);
+  const int last = w.rank() - 1;
+  bool masked[kMaxSpatialRank] = {false, false, false};
+  for (int a = 0; a < w.rank(); ++a) {
+    masked[a] = !step.chunk[a]->clean;
+    if (masked[a]) FillBias(d, w, a, *step.chunk[a], axis_bias[a]);
+  }
+  // Consecutive in-group tokens along the last axis are one dilation apart.
+  const int64_t first_step = first.stride(1 + last) * w.dilation(last);
+  const int64_t second_step = second.stride(1 + last) * w.dilation(last);
+  const int64_t* first_stride = first.spatial_strides();
+  const int64_t* second_stride = second.spatial_strides();
+  size_t n = 0;
+  for_each_run(w, step, [&](const int64_t* y, const int64_t* j, int64_t count) {
+    int64_t f = 0, s = 0, t = 0;
+    for (int a = 0; a <= last; ++a) {
+      f += y[a] * first_stride[a];
+      s += y[a] * second_stride[a];
+      if (token_stride != nullptr) t += y[a] * token_stride[a];
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      out.first_at[n + i] = f + i * first_step;
+      out.second_at[n + i] = s + i * second_step;
+    }
+    if (token_stride != nullptr) {
+      for (int64_t i = 0; i < count; ++i) out.token[n + i] = t + i * w.dilation(last);
+    }
+    if (!step.clean) {
+      VF outer = hn::Zero(d);
+      for (int a = 0; a < last; ++a) {
+        if (masked[a]) {
+          outer = hn::Add(outer, hn::Load(d, axis_bias[a] + (j[a] - step.chunk[a]->lo) * L));
+        }
+      }
+      float* to = bias + n * L;
+      if (masked[last]) {
+        for (int64_t i = 0; i < count; ++i) {
+          hn::Store(hn::Add(outer, hn::Load(d, axis_bias[last] + i * L)), d, to + i * L);
+        }
+      } else {
+        for (int64_t i = 0; i < count; ++i) hn::Store(outer, d, to + i * L);
+      }
+    }
+    n += static_cast<size_t>(count);
+  });
+  out.count = n;
+  out.biased = !step.clean;
+}
+
+// Per-thread memory of TileSteps.
+struct StepScratch {
+  TileWalk walk;
+  StepRows rows;
+  AlignedFloats bias, axis_bias[kMaxSpatialRank];
+};
+
+// The steps of the current tile, for every head that visits it in a row
+// (work items run heads innermost): the walk is kept, and so is the
+// gathering when the tile has one step only (small windows, where
+// gathering is a visible share of the work); a tile of several steps
+// gathers each step when it comes.
+class TileSteps {
+ public:
+  // `first` and `second` are the rows gathered (keys and values, or
+  // queries and output gradients); token_stride as for GatherStep.
+  TileSteps(StepScratch& s, const Tiling& tiling, const Fp32Rows& first, const Fp32Rows& second,
+            const int64_t* token_stride)
+      : s_(s), tiling_(tiling), first_(first), second_(second), token_stride_(token_stride) {
+    const size_t L = hn::Lanes(DF());
+    bias_ = s.bias.reserve(static_cast<size_t>(kStepTokens) * L);
+    for (int a = 0; a < kMaxSpatialRank; ++a) {
+      axis_bias_[a] = s.axis_bias[a].reserve(static_cast<size_t>(kStepTokens) * L);
+    }
+  }
+
+  // Moves to `tile` unless it is the current one.
+  void start(int64_t tile) {
+    if (tile == tile_) return;
+    s_.walk.start(tiling_, tile, kStepTokens);
+    tile_ = tile;
+    gathered_ = false;
+  }
+
+  const TileWalk& walk() const { return s_.walk; }
+
+  // f(rows, bias) for every step of the tile, its rows aimed at batch b and
+  // head h; bias is the step's mask bias, or nullptr for a clean step.
+  template <class F>
+  void for_each(int64_t b, int64_t h, F&& f) {
+    const DF d;
+    StepRows& rows = s_.rows;
+    auto visit = [&] {
+      rows.aim(first_, second_, b, h);
+      f(static_cast<const StepRows&>(rows), rows.biased ? static_cast<const float*>(bias_) : nullptr);
+    };
+    if (s_.walk.steps() == 1) {
+      if (!gathered_) {
+        for_each_step(s_.walk, [&](const Step& step) { gather(d, step); });
+        gathered_ = true;
+      }
+      visit();
+      return;
+    }
+    for_each_step(s_.walk, [&](const Step& step) {
+      gather(d, step);
+      visit();
+    });
+  }
+
+ private:
+  void gather(DF d, const Step& step) {
+    GatherStep(d, s_.walk, step, first_, second_, token_stride_, axis_bias_, bias_, s_.rows);
+  }
+
+  StepScratch& s_;
+  const Tiling& tiling_;
+  const Fp32Rows &first_, &second_;
+  const int64_t* token_stride_;
+  float* bias_ = nullptr;
+  float* axis_bias_[kMaxSpatialRank] = {nullptr, nullptr, nullptr};
+  int64_t tile_ = -1;
+  bool gathered_ = false;
+};
+
+// f(b, h, tile) for work items [begin, end) of `tiles` tiles and `heads`
+// heads per batch, in (batch, tile, head) order: neighbouring items share
+// rows in the caches (the heads of one token are adjacent in memory) and
+// the walk of their tile (TileSteps).
+template <class F>
+HWY_INLINE void ForEachItem(int64_t tiles, int64_t heads, int64_t begin, int64_t end, F&& f) {
+  for (int64_t item = begin; item < end; ++item) {
+    f(item / (tiles * heads), item % heads, (item / heads) % tiles);
+  }
+}
+
+// f(rows, nullptr) for the additional KV tokens of batch b and kv head hk,
+// in steps (every query sees all of them: no mask).
+template <class F>
+HWY_INLINE void ForEachExtraStep(const Fp32Rows& keys, const Fp32Rows& values, int64_t extra,
+                                 int64_t b, int64_t hk, StepRows& rows, F&& f) {
+  for (int64_t first = 0; first < extra; first += kStepTokens) {
+    rows.count = static_cast<size_t>(std::min(kStepTokens, extra - first));
+    for (size_t i = 0; i < rows.count; ++i) {
+      rows.first[i] = keys.row(b, first + static_cast<int64_t>(i), hk);
+      rows.second[i] = values.row(b, first + static_cast<int64_t>(i), hk);
+    }
+    f(static_cast<const StepRows&>(rows), static_cast<const float*>(nullptr));
+  }
+}
+
+// Writes packed[e * L + l] * row_scale[l] (e < dim) into the row of `t` at
+// element offset offset[l], for every lane: straight into the rows when t
+// is fp32 with unit element stride, else through `staged` (L * dim floats)
+// and a conversion of the valid lanes. Invalid lanes repeat a valid lane's
+// token, so a direct write of theirs puts the same values in the same row.
+HWY_INLINE void WriteRows(DF d, const float* packed, size_t dim, const float* row_scale,
+                          const TensorView& t, const int64_t* offset, const bool* valid,
+                          float* staged, float* spare) {
+  const size_t L = hn::Lanes(d);
+  const bool direct = t.dtype == DType::f32 && t.stride[t.ndim - 1] == 1;
+  float* rows[kMaxLanes];
+  for (size_t l = 0; l < L; ++l) {
+    rows[l] = direct ? static_cast<float*>(t.data) + offset[l] : staged + l * dim;
+  }
+  UnpackRows(d, packed, dim, row_scale, rows, spare);
+  if (direct) return;
+  for (size_t l = 0; l < L; ++l) {
+    if (valid[l]) store_row(t, offset[l], rows[l], 1, static_cast<int64_t>(dim), 1.0f);
+  }
+}
+
+// WriteRows into row (b, lane l's token, h) of `t` for the walk's tile.
+HWY_INLINE void WriteLanes(DF d, const TileWalk& w, const float* packed, size_t dim,
+                           const float* row_scale, const TensorView& t, int64_t b, int64_t h,
+                           float* staged, float* spare) {
+  int64_t offset[kMaxLanes];
+  w.lane_offsets(t.stride + 1, offset);
+  const int64_t origin = b * t.stride[0] + h * t.stride[w.rank() + 1];
+  for (int l = 0; l < w.lanes(); ++l) offset[l] += origin;
+  WriteRows(d, packed, dim, row_scale, t, offset, w.valid_lanes(), staged, spare);
+}
+
+// A vector of one value in every lane, as lane array.
+HWY_INLINE void FillLanes(DF d, float value, float* lanes) { hn::Store(hn::Set(d, value), d, lanes); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace gna::cpu
+HWY_AFTER_NAMESPACE();
+
+#endif  // GNA_CPU_STEPS_INL_H_
