@@ -132,30 +132,44 @@ def _(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
             else _no_tensor(query))
 
 
-def _setup_context(ctx, inputs, output):
-    query, key, value, additional_keys, additional_values = inputs[:5]
-    out, lse = output
+def _remember(ctx, tensors, out, lse, window, deterministic):
+    """What both autograd paths (the custom op, _EagerAutograd) keep."""
+    query, key, value, additional_keys, additional_values = tensors
     ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
-    ctx.window = inputs[5:11]  # kernel_size, stride, dilation, is_causal, scale, backend
-    ctx.deterministic = inputs[11]
-    ctx.has_extra = additional_keys is not None
+    ctx.window = tuple(window)  # kernel_size, stride, dilation, is_causal, scale, backend
+    ctx.deterministic = deterministic
+
+
+def _gradients(ctx, grad_output, grad_lse, run):
+    """Both autograd paths' backward through `run` (backward_eager's
+    arguments): unused outputs may come without a gradient, and
+    torch.use_deterministic_algorithms(True) asks for determinism too."""
+    query, key, value, out, lse, additional_keys, additional_values = ctx.saved_tensors
+    if grad_output is None:
+        grad_output = torch.zeros_like(out)
+    deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
+    return run(grad_output, grad_lse, query, key, value, out, lse, additional_keys,
+               additional_values, *ctx.window, deterministic)
+
+
+def _through_op(grad_output, grad_lse, query, key, value, out, lse, additional_keys, *rest):
+    # The op's schema takes tensors: an unused LSE gets a zero gradient, and
+    # "no additional KV" comes back as empty tensors.
+    if grad_lse is None:
+        grad_lse = torch.zeros_like(lse)
+    dq, dk, dv, dxk, dxv = torch.ops.gna.na_backward(grad_output, grad_lse, query, key, value,
+                                                     out, lse, additional_keys, *rest)
+    if additional_keys is None:
+        dxk = dxv = None
+    return dq, dk, dv, dxk, dxv
+
+
+def _setup_context(ctx, inputs, output):
+    _remember(ctx, inputs[:5], *output, inputs[5:11], inputs[11])
 
 
 def _backward(ctx, grad_output, grad_lse):
-    query, key, value, out, lse, additional_keys, additional_values = ctx.saved_tensors
-    # Unused outputs may come without a gradient.
-    if grad_output is None:
-        grad_output = torch.zeros_like(out)
-    if grad_lse is None:
-        grad_lse = torch.zeros_like(lse)
-    # torch.use_deterministic_algorithms(True) asks for it as well.
-    deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
-    dq, dk, dv, dxk, dxv = torch.ops.gna.na_backward(
-        grad_output, grad_lse, query, key, value, out, lse, additional_keys,
-        additional_values, *ctx.window, deterministic)
-    if not ctx.has_extra:
-        dxk = dxv = None
-    return dq, dk, dv, dxk, dxv, None, None, None, None, None, None, None
+    return _gradients(ctx, grad_output, grad_lse, _through_op) + (None,) * 7
 
 
 na_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -170,9 +184,8 @@ class _EagerAutograd(torch.autograd.Function):
                 dilation, is_causal, scale, backend, deterministic):
         out, lse = forward_eager(query, key, value, additional_keys, additional_values,
                                  kernel_size, stride, dilation, is_causal, scale, backend)
-        ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
-        ctx.window = (kernel_size, stride, dilation, is_causal, scale, backend)
-        ctx.deterministic = deterministic
+        _remember(ctx, (query, key, value, additional_keys, additional_values), out, lse,
+                  (kernel_size, stride, dilation, is_causal, scale, backend), deterministic)
         # An unused LSE then has no gradient (None), rather than zeros to read.
         ctx.set_materialize_grads(False)
         return out, lse
@@ -180,11 +193,4 @@ class _EagerAutograd(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        query, key, value, out, lse, additional_keys, additional_values = ctx.saved_tensors
-        if grad_output is None:
-            grad_output = torch.zeros_like(out)
-        deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
-        dq, dk, dv, dxk, dxv = backward_eager(
-            grad_output, grad_lse, query, key, value, out, lse, additional_keys,
-            additional_values, *ctx.window, deterministic)
-        return (dq, dk, dv, dxk, dxv) + (None,) * 7
+        return _gradients(ctx, grad_output, grad_lse, backward_eager) + (None,) * 7

@@ -2,10 +2,6 @@
 // work of a call (tile choice, tensor maps, launch parameters).
 #include <cuda_runtime.h>
 
-#include <cmath>
-#include <map>
-#include <mutex>
-#include <sstream>
 #include <string>
 
 #include "core/backend.hpp"
@@ -24,26 +20,6 @@ using detail::concat;
 // Keys and values are read through maps that share coordinates.
 bool same_map_layout(const TensorView& k, const TensorView& v, int rank) {
   return heads_merge(k, rank) == heads_merge(v, rank) && batch_merges(k, rank) == batch_merges(v, rank);
-}
-
-// The chooser simulates every candidate (up to ~0.1 s for a large 3-D
-// problem): remember its pick per problem so that repeated calls of a model
-// layer pay it once.
-TileConfig chosen_tiles(const Problem& p) {
-  std::ostringstream key;
-  key << p.describe();
-  static std::mutex mutex;
-  static std::map<std::string, TileConfig> cache;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto it = cache.find(key.str());
-    if (it != cache.end()) return it->second;
-  }
-  const TileConfig tiles = sim::choose_tiles(p).tiles;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (cache.size() > 4096) cache.clear();  // bound memory for endless shape streams
-  cache.emplace(key.str(), tiles);
-  return tiles;
 }
 
 class Sm90Backend final : public detail::Backend {
@@ -111,7 +87,9 @@ class Sm90Backend final : public detail::Backend {
   }
 
   void forward(const Problem& p, const ForwardArgs& args, const Options& options) const override {
-    const TileConfig tiles = options.tiles ? *options.tiles : chosen_tiles(p);
+    const TileConfig tiles =
+        options.tiles ? *options.tiles
+                      : per_problem(p, [](const Problem& q) { return sim::choose_tiles(q).tiles; });
     const std::string tile_reason = tile_error(p, tiles);
     if (!tile_reason.empty()) detail::fail(ErrorKind::value, "tiles", tiles.describe(), tile_reason);
 
@@ -146,12 +124,10 @@ class Sm90Backend final : public detail::Backend {
     // batch; otherwise one launch per batch element over offset maps.
     bool per_batch = false;
     for (const TensorView* t : {&args.query, &args.key, &args.value}) {
-      per_batch |= !heads_merge(*t, r) && !batch_merges(*t, r);
+      per_batch |= needs_per_batch_maps(*t, r);
     }
-    if (args.extra_key.defined()) {
-      for (const TensorView* t : {&args.extra_key, &args.extra_value}) {
-        per_batch |= !heads_merge(*t, 1) && !batch_merges(*t, 1);
-      }
+    for (const TensorView* t : {&args.extra_key, &args.extra_value}) {
+      per_batch |= needs_per_batch_maps(*t, 1);
     }
     const ElementType element = p.dtype == DType::bf16 ? ElementType::bf16 : ElementType::f16;
     const int64_t kv_tokens = kv_tile_tokens(p.head_dim);
@@ -162,13 +138,8 @@ class Sm90Backend final : public detail::Backend {
                        per_batch ? 1u : static_cast<unsigned>(p.batch));
     const int64_t launches = per_batch ? p.batch : 1;
     for (int64_t b = 0; b < launches; ++b) {
-      int64_t q_box[3] = {1, 1, 1}, kv_box[3] = {1, 1, 1};
-      for (int a = 0; a < r; ++a) {
-        q_box[a] = tiles.q_tile[a];
-        kv_box[a] = tiles.kv_tile[a];
-      }
-      q_box[0] >>= params.q_split_log2;
-      kv_box[0] >>= params.kv_split_log2;
+      int64_t q_box[3], kv_box[3];
+      tile_boxes(p, tiles, params.q_split_log2, params.kv_split_log2, q_box, kv_box);
       // Keys and values share their coordinates (cannot_run_tensors checked
       // that their layouts agree).
       MapCoords unused;

@@ -4,9 +4,6 @@
 // on the caller's stream.
 #include <cuda_runtime.h>
 
-#include <cmath>
-#include <map>
-#include <mutex>
 #include <string>
 
 #include "core/check.hpp"
@@ -14,6 +11,7 @@
 #include "cuda/sm90/host.hpp"
 #include "cuda/sm90/scratch.hpp"
 #include "cuda/sm90/tensor_maps.hpp"
+#include "cuda/sm90/tiles.hpp"
 #include "gna/sim.hpp"
 
 namespace gna::sm90 {
@@ -30,42 +28,6 @@ struct Plan {
 Plan plan_for(const Problem& p, const TileConfig& tiles) {
   const sim::BackwardSimResult r = sim::simulate_backward(p, tiles);
   return Plan{tiles, r.extra_splits, r.steps_per_split};
-}
-
-// The chooser simulates every candidate: remember its pick per problem.
-Plan chosen_plan(const Problem& p) {
-  const std::string key = p.describe();
-  static std::mutex mutex;
-  static std::map<std::string, Plan> cache;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  const Plan plan = plan_for(p, sim::choose_backward_tiles(p).tiles);
-  std::lock_guard<std::mutex> lock(mutex);
-  if (cache.size() > 4096) cache.clear();  // bound memory for endless shape streams
-  cache.emplace(key, plan);
-  return plan;
-}
-
-std::string backward_tile_error(const Problem& p, const TileConfig& t) {
-  if (t.rank != p.rank()) return concat("tile rank ", t.rank, " differs from problem rank ", p.rank());
-  const int64_t q = backward_query_tile_tokens(static_cast<int>(p.head_dim));
-  if (t.q_tokens() != q || t.kv_tokens() != kBackwardKvTileTokens) {
-    return concat("the backward kernel needs query tiles of ", q, " and KV tiles of ",
-                  kBackwardKvTileTokens, " tokens for head dim ", p.head_dim, ", got ", t.describe());
-  }
-  for (int a = 0; a < p.rank(); ++a) {
-    const int64_t d = p.params.axis[a].dilation;
-    for (int64_t e : {t.q_tile[a], t.kv_tile[a]}) {
-      if (e <= 0 || (e & (e - 1)) != 0) return concat("tile extents must be powers of two (axis ", a, ")");
-      if (a > 0 && e * d > 256) {
-        return concat("tile extent * dilation must be <= 256 (TMA box limit) on axis ", a);
-      }
-    }
-  }
-  return "";
 }
 
 // (batch, x0, x1, x2, head, element) strides of a heads-last tensor with
@@ -85,10 +47,6 @@ void output_strides(const TensorView& t, int rank, int64_t (&out)[5]) {
   out[0] = t.stride[0];
   for (int a = 0; a < rank; ++a) out[1 + a] = t.stride[1 + a];
   out[4] = t.stride[rank + 1];
-}
-
-bool needs_per_batch_maps(const TensorView& t, int rank) {
-  return t.defined() && !heads_merge(t, rank) && !batch_merges(t, rank);
 }
 
 }  // namespace
@@ -132,7 +90,9 @@ void run_backward(const Problem& p, const BackwardArgs& args, const Options& opt
     if (!reason.empty()) detail::fail(ErrorKind::value, "tiles", options.tiles->describe(), reason);
     plan = plan_for(p, *options.tiles);
   } else {
-    plan = chosen_plan(p);
+    plan = per_problem(p, [](const Problem& q) {
+      return plan_for(q, sim::choose_backward_tiles(q).tiles);
+    });
   }
   const TileConfig& tiles = plan.tiles;
   const int r = p.rank();
@@ -237,13 +197,8 @@ void run_backward(const Problem& p, const BackwardArgs& args, const Options& opt
     per_batch |= needs_per_batch_maps(*t, 1);
   }
   params.maps_per_batch = per_batch ? 1 : 0;
-  int64_t q_box[3] = {1, 1, 1}, kv_box[3] = {1, 1, 1};
-  for (int a = 0; a < r; ++a) {
-    q_box[a] = tiles.q_tile[a];
-    kv_box[a] = tiles.kv_tile[a];
-  }
-  q_box[0] >>= params.q_split_log2;
-  kv_box[0] >>= params.kv_split_log2;
+  int64_t q_box[3], kv_box[3];
+  tile_boxes(p, tiles, params.q_split_log2, params.kv_split_log2, q_box, kv_box);
   const int64_t extra_box[3] = {kBackwardKvTileTokens, 1, 1};
   launch.grid = dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(p.kv_heads),
                      per_batch ? 1u : static_cast<unsigned>(p.batch));

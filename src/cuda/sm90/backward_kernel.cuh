@@ -175,6 +175,19 @@ __device__ void write_dq(const BackwardParams& p, const BackwardSmem<Config>& sm
 
 // ---- consumers --------------------------------------------------------------------
 
+// In-group positions per axis of key row `row` of a neighborhood CTA's tile
+// (row bits: axis 2 lowest, as TMA lays out the box). Recomputed where needed
+// rather than kept: registers are short in the step loop.
+__device__ __forceinline__ void key_positions(const BackwardParams& p, const KvCta& c, int row,
+                                              int32_t (&pos)[3]) {
+  int shift = 0;
+#pragma unroll
+  for (int a = 2; a >= 0; --a) {
+    pos[a] = c.k0[a] + ((row >> shift) & ((1 << p.axis[a].kv_log2) - 1));
+    shift += p.axis[a].kv_log2;
+  }
+}
+
 // One thread's two key rows: per axis, the in-group queries that see each
 // (window::query_range); an empty range on axis 0 for keys that do not exist.
 struct KeyRows {
@@ -195,14 +208,12 @@ __device__ __forceinline__ KeyRows key_rows(const BackwardParams& p, const KvCta
         k.qhi[i][a] = INT32_MAX;  // every query sees every additional key
       }
     } else {
-      int shift = 0;
+      int32_t pos[3];
+      key_positions(p, c, rows[i], pos);
 #pragma unroll
-      for (int a = 2; a >= 0; --a) {
-        const AxisGeometry& g = p.axis[a];
-        const int32_t pos = c.k0[a] + ((rows[i] >> shift) & ((1 << g.kv_log2) - 1));
-        shift += g.kv_log2;
-        exists = exists && pos < c.length[a];
-        const window::Range q = window::query_range(window_axis(g), pos, c.length[a]);
+      for (int a = 0; a < 3; ++a) {
+        exists = exists && pos[a] < c.length[a];
+        const window::Range q = window::query_range(window_axis(p.axis[a]), pos[a], c.length[a]);
         k.qlo[i][a] = static_cast<int32_t>(q.lo);
         k.qhi[i][a] = static_cast<int32_t>(q.hi);
       }
@@ -440,12 +451,11 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     if (keys.qlo[i][0] > keys.qhi[i][0]) continue;  // past the group: no such key
     int64_t k_off = batch * p.dk_stride[0] + kv_head * p.dk_stride[4];
     int64_t v_off = batch * p.dv_stride[0] + kv_head * p.dv_stride[4];
-    int shift = 0;
+    int32_t pos[3];
+    key_positions(p, c, row, pos);
 #pragma unroll
-    for (int a = 2; a >= 0; --a) {
-      const int32_t pos = c.k0[a] + ((row >> shift) & ((1 << p.axis[a].kv_log2) - 1));
-      shift += p.axis[a].kv_log2;
-      const int64_t x = absolute(p.axis[a], c.group[a], pos);
+    for (int a = 0; a < 3; ++a) {
+      const int64_t x = absolute(p.axis[a], c.group[a], pos[a]);
       k_off += x * p.dk_stride[1 + a];
       v_off += x * p.dv_stride[1 + a];
     }

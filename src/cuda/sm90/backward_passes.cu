@@ -32,39 +32,43 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
-// Where row `row` of query tile `tile` lies: its element offset in a tensor
-// with the given strides (head and batch not included); false past the group.
+// The rows of one query tile: row r is the token at in-group position
+// first + (r >> shifts) per axis of the tile's dilation groups.
 struct TileRows {
   int32_t group[3], first[3], length[3];
 };
 
 __device__ __forceinline__ TileRows tile_rows(const BackwardPassParams& p, int32_t tile) {
   TileRows t;
-  int32_t rest = tile;
+  int32_t in_group[3];
+  query_tile_cells(p.axis, tile, t.group, in_group);
 #pragma unroll
-  for (int a = 2; a >= 0; --a) {
-    const TileGrid grid = query_grid(p.axis[a]);
-    int32_t in_group;
-    grid_cell(grid, rest % grid.tiles, t.group[a], in_group);
-    rest /= grid.tiles;
-    t.first[a] = in_group << p.axis[a].q_log2;
+  for (int a = 0; a < 3; ++a) {
+    t.first[a] = in_group[a] << p.axis[a].q_log2;
     t.length[a] = static_cast<int32_t>(window::group_length(window_axis(p.axis[a]), t.group[a]));
   }
   return t;
 }
 
-__device__ __forceinline__ bool row_offset(const BackwardPassParams& p, const TileRows& t, int row,
-                                           const int64_t* stride, int64_t& offset) {
-  offset = 0;
+// Absolute coordinates of row `row`; false when it lies past its group.
+__device__ __forceinline__ bool row_coords(const BackwardPassParams& p, const TileRows& t, int row,
+                                           int64_t (&x)[3]) {
   int shift = 0;
 #pragma unroll
   for (int a = 2; a >= 0; --a) {
     const int32_t pos = t.first[a] + ((row >> shift) & ((1 << p.axis[a].q_log2) - 1));
     shift += p.axis[a].q_log2;
     if (pos >= t.length[a]) return false;
-    offset += static_cast<int64_t>(absolute(p.axis[a], t.group[a], pos)) * stride[1 + a];
+    x[a] = absolute(p.axis[a], t.group[a], pos);
   }
   return true;
+}
+
+// Element offset of (batch, x, head) in a heads-last tensor.
+__device__ __forceinline__ int64_t offset_of(const Strided& t, int32_t batch, const int64_t (&x)[3],
+                                             int32_t head) {
+  return batch * t.stride[0] + x[0] * t.stride[1] + x[1] * t.stride[2] + x[2] * t.stride[3] +
+         head * t.stride[4];
 }
 
 constexpr int kPassThreads = 256;
@@ -78,15 +82,11 @@ __global__ void __launch_bounds__(kPassThreads) prepass_kernel(const BackwardPas
   const T* o = static_cast<const T*>(p.o.data);
   const T* dout = static_cast<const T*>(p.dout.data);
   for (int row = warp; row < p.rows; row += kPassThreads / 32) {
-    int64_t at;
+    int64_t x[3];
     float lse2 = INFINITY, delta = 0.0f;
-    if (row_offset(p, t, row, p.o.stride, at)) {
-      int64_t at_do, at_lse;
-      row_offset(p, t, row, p.dout.stride, at_do);
-      row_offset(p, t, row, p.lse.stride, at_lse);
-      at += batch * p.o.stride[0] + head * p.o.stride[4];
-      at_do += batch * p.dout.stride[0] + head * p.dout.stride[4];
-      at_lse += batch * p.lse.stride[0] + head * p.lse.stride[4];
+    if (row_coords(p, t, row, x)) {
+      const int64_t at = offset_of(p.o, batch, x, head);
+      const int64_t at_do = offset_of(p.dout, batch, x, head);
       float dot = 0.0f;
       for (int e = lane; e < p.head_dim_v; e += 32) {
         dot += to_float(o[at + e * p.o.stride[5]]) * to_float(dout[at_do + e * p.dout.stride[5]]);
@@ -95,12 +95,10 @@ __global__ void __launch_bounds__(kPassThreads) prepass_kernel(const BackwardPas
       for (int m = 16; m > 0; m /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, m);
       delta = dot;
       if (p.dlse.data != nullptr) {
-        int64_t at_dlse;
-        row_offset(p, t, row, p.dlse.stride, at_dlse);
-        at_dlse += batch * p.dlse.stride[0] + head * p.dlse.stride[4];
-        delta -= static_cast<const float*>(p.dlse.data)[at_dlse];
+        delta -= static_cast<const float*>(p.dlse.data)[offset_of(p.dlse, batch, x, head)];
       }
-      lse2 = static_cast<const float*>(p.lse.data)[at_lse] * 1.4426950408889634f;
+      lse2 = static_cast<const float*>(p.lse.data)[offset_of(p.lse, batch, x, head)] *
+             1.4426950408889634f;
     }
     if (lane == 0) {
       p.lse2[rb * p.rows + row] = lse2;
@@ -136,9 +134,9 @@ __global__ void __launch_bounds__(kPassThreads) dq_pass_kernel(const BackwardPas
     const int col = 8 * g + 2 * (th % 4);
     const int tile_row = by_head_dim ? row : 64 * w + row;
     const int dim = by_head_dim ? 64 * w + col : col;
-    int64_t at;
-    if (!row_offset(p, t, tile_row, p.dq.stride, at)) continue;
-    at += batch * p.dq.stride[0] + head * p.dq.stride[4] + dim * p.dq.stride[5];
+    int64_t x[3];
+    if (!row_coords(p, t, tile_row, x)) continue;
+    const int64_t at = offset_of(p.dq, batch, x, head) + dim * p.dq.stride[5];
     const float2 v = *reinterpret_cast<const float2*>(acc + w * piece + e);
     dq[at] = from_float<T>(v.x * p.scale);
     dq[at + p.dq.stride[5]] = from_float<T>(v.y * p.scale);

@@ -94,14 +94,9 @@ __device__ __forceinline__ Step step_of(const BackwardParams& p, const KvCta& c,
     const int32_t flat = c.first_step + i;
     s.head = kv_head * p.group + flat / p.q_tiles;
     linear = flat % p.q_tiles;
-    int32_t rest = linear;
+    query_tile_cells(p.axis, linear, s.group, s.tile);
 #pragma unroll
-    for (int a = 2; a >= 0; --a) {
-      const TileGrid grid = query_grid(p.axis[a]);
-      grid_cell(grid, rest % grid.tiles, s.group[a], s.tile[a]);
-      rest /= grid.tiles;
-      s.first[a] = s.tile[a] << p.axis[a].q_log2;
-    }
+    for (int a = 0; a < 3; ++a) s.first[a] = s.tile[a] << p.axis[a].q_log2;
     s.full = c.extra_full;
   } else {
     s.head = kv_head * p.group + i / c.per_head;

@@ -110,6 +110,20 @@ CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int
   return encode_map(m, coords);
 }
 
+bool needs_per_batch_maps(const TensorView& t, int rank) {
+  return t.defined() && !heads_merge(t, rank) && !batch_merges(t, rank);
+}
+
+void tile_boxes(const Problem& p, const TileConfig& t, int32_t q_split_log2, int32_t kv_split_log2,
+                int64_t (&q_box)[3], int64_t (&kv_box)[3]) {
+  for (int a = 0; a < 3; ++a) {
+    q_box[a] = a < p.rank() ? t.q_tile[a] : 1;
+    kv_box[a] = a < p.rank() ? t.kv_tile[a] : 1;
+  }
+  q_box[0] >>= q_split_log2;
+  kv_box[0] >>= kv_split_log2;
+}
+
 DeviceGuard::DeviceGuard(int device) {
   cudaGetDevice(&previous_);
   if (previous_ != device) cudaSetDevice(device);

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include <cuda.h>
@@ -50,6 +52,37 @@ void run_backward(const Problem& p, const BackwardArgs& args, const Options& opt
 // element `batch` only.
 CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int64_t (&box)[3],
                       bool dilated, bool per_batch, int64_t batch, MapCoords* coords);
+
+// One launch covers every batch when each operand's map can hold the batch
+// (heads merged into the head-dim axis, or batch continuing the outermost
+// spatial axis); otherwise one launch per batch element over offset maps.
+bool needs_per_batch_maps(const TensorView& t, int rank);
+
+// The boxes one query tile and one KV tile load: their extents per axis
+// (one token past the rank), axis 0 divided into the 1 << split boxes.
+void tile_boxes(const Problem& p, const TileConfig& t, int32_t q_split_log2, int32_t kv_split_log2,
+                int64_t (&q_box)[3], int64_t (&kv_box)[3]);
+
+// `compute(p)`, remembered per problem: the tile choosers simulate every
+// candidate (up to ~0.1 s for a large 3-D problem), and a model layer calls
+// with the same problem again and again. Bounded for endless shape streams.
+template <class Compute>
+auto per_problem(const Problem& p, Compute compute) -> decltype(compute(p)) {
+  using Value = decltype(compute(p));
+  static std::mutex mutex;
+  static std::map<std::string, Value> cache;
+  const std::string key = p.describe();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  const Value value = compute(p);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() > 4096) cache.clear();
+  cache.emplace(key, value);
+  return value;
+}
 
 // Makes `device` current for the scope.
 class DeviceGuard {

@@ -37,6 +37,18 @@ __device__ __forceinline__ TileGrid query_grid(const AxisGeometry& g) {
   return TileGrid{g.big_groups, g.tiles_big, g.tiles_small, g.tiles};
 }
 
+// (group, tile within the group) per axis of the query tile with linear
+// index `index` (axis 0 outermost), in the numbering of the axes' query grids.
+__device__ __forceinline__ void query_tile_cells(const AxisGeometry (&axis)[3], int32_t index,
+                                                 int32_t (&group)[3], int32_t (&tile)[3]) {
+  int32_t rest = index;
+#pragma unroll
+  for (int a = 2; a >= 0; --a) {
+    grid_cell(query_grid(axis[a]), rest % axis[a].tiles, group[a], tile[a]);
+    rest /= axis[a].tiles;
+  }
+}
+
 struct QueryTile {
   int32_t group[3];  // dilation group per axis
   int32_t first[3];  // in-group position of the tile's first query
@@ -73,17 +85,13 @@ struct KvCursor {
 // Decodes the CTA's query tile from its linear index (axis 0 outermost).
 __device__ __forceinline__ QueryTile query_tile(const ForwardParams& p, int32_t index) {
   QueryTile t;
-  int32_t rest = index;
+  int32_t tile[3];
+  query_tile_cells(p.axis, index, t.group, tile);
 #pragma unroll
-  for (int a = 2; a >= 0; --a) {
+  for (int a = 0; a < 3; ++a) {
     const AxisGeometry& g = p.axis[a];
-    int32_t group, tile;
-    grid_cell(query_grid(g), rest % g.tiles, group, tile);
-    rest /= g.tiles;
-    const window::Axis ax = window_axis(g);
-    t.group[a] = group;
-    t.length[a] = static_cast<int32_t>(window::group_length(ax, group));
-    t.first[a] = tile << g.q_log2;
+    t.length[a] = static_cast<int32_t>(window::group_length(window_axis(g), t.group[a]));
+    t.first[a] = tile[a] << g.q_log2;
     t.last[a] = min(t.first[a] + (1 << g.q_log2) - 1, t.length[a] - 1);
   }
   return t;

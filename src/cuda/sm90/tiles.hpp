@@ -13,7 +13,11 @@
 
 namespace gna::sm90 {
 
-// Why the kernel cannot run `tiles` for `problem` ("" when it can).
+// Why the forward kernel cannot run `tiles` for `problem` ("" when it can).
 std::string tile_error(const Problem& problem, const TileConfig& tiles);
+
+// The same for the backward kernel: query tiles of 64 (head dim 128) or 128
+// tokens, KV tiles of 128, and the same extent rules.
+std::string backward_tile_error(const Problem& problem, const TileConfig& tiles);
 
 }  // namespace gna::sm90
