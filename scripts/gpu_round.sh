@@ -11,6 +11,8 @@ OUT="${OUT:-out}"
 mkdir -p "$OUT"
 BIN=build/bin
 export PYTHONUNBUFFERED=1
+# build/bin links Highway's shared library; the GPU machine has none installed.
+[ -d .whl/lib ] && export LD_LIBRARY_PATH="$PWD/.whl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 stage() { echo "=== $1 ($(date +%T))"; }
 
@@ -58,7 +60,12 @@ for what in "$@"; do
     python)
       stage "python tests on CUDA"
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
-      PYTHONPATH=/tmp/gna-site timeout 400 python3 -m pytest -q -rs -p no:cacheprovider tests/python 2>&1 | tee "$OUT/pytest.log" | tail -25
+      # pytest-xdist, when carried (.whl/py), spreads the tests over the host's cores.
+      parallel=""
+      if ls .whl/py/pytest_xdist-*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site .whl/py/*.whl && parallel="-n 8"
+      fi
+      PYTHONPATH=/tmp/gna-site timeout 400 python3 -m pytest -q -rfs $parallel -p no:cacheprovider tests/python 2>&1 | tee "$OUT/pytest.log" | grep -vE "^SKIPPED" | tail -40
       ;;
     peers)
       stage "peers: gna vs cuDNN vs FlexAttention"
@@ -116,6 +123,33 @@ for what in "$@"; do
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
       [ -n "$(ls .whl/natten-*.whl 2>/dev/null)" ] && python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site .whl/natten-*.whl
       PYTHONPATH=/tmp/gna-site timeout 560 python3 bench/peers.py --train --natten ${PEERS_ARGS:-} --json "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -16
+      ;;
+    ncu_bwd)
+      stage "Nsight Compute: the sm90 backward kernel on a 1-D and a 2-D target case"
+      for shape in "32768 2048 1 1" "256x256 80x80 16x16 24"; do
+        set -- $shape
+        timeout 240 ncu --kernel-name regex:backward_kernel --launch-skip 1 --launch-count 1 \
+          --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+          --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy \
+          $BIN/gna bench --backend sm90 --backward --shape $1 --window $2 --stride $3 --heads $4 \
+          --dim 128 --dtype f16 --iters 2 --warmup 0 2>&1 | tee -a "$OUT/ncu_bwd.log" | grep -vE "^==PROF==" | tail -120
+      done
+      ;;
+    host)
+      stage "host cost per call against device time"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      for shape in "32768 2048 1" "256x256 80x80 24" "56x56 7x7 4"; do
+        set -- $shape
+        PYTHONPATH=/tmp/gna-site timeout 120 python3 bench/host_cost.py --shape $1 --window $2 --heads $3 | tee -a "$OUT/host.jsonl"
+      done
+      PYTHONPATH=/tmp/gna-site timeout 120 python3 bench/host_cost.py --breakdown 2>&1 | tee "$OUT/host_breakdown.log" | tail -70
+      ;;
+    profile)
+      stage "python -m gna.profile on the GPU (default problem, forward and forward + backward)"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --no-progress 2>&1 | tee "$OUT/profile.log" | tail -12
+      PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --backward --no-progress 2>&1 | tee -a "$OUT/profile.log" | tail -12
+      PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --shape 32768 --window 1024 --heads 1 --sweep-window 512:4096:512 --plot "$OUT/profile_sweep.png" --no-progress 2>&1 | tee -a "$OUT/profile.log" | tail -12
       ;;
     *) echo "unknown stage $what"; exit 2 ;;
   esac

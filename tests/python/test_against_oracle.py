@@ -47,6 +47,14 @@ SPECIAL = {
     "causal_strided": _problem((13,), (5,), stride=(3,), is_causal=(True,)),
     "mqa_dv_differs": _problem((7, 7), (3, 3), heads=4, kv_heads=1, dim=8, dim_v=5),
     "gqa_additional_kv": _problem((10,), (3,), heads=6, kv_heads=2, extra=4, batch=2),
+    # Batch broadcasts (stride 0): one head (merged into the head dim by the
+    # sm90 tensor maps) and several, value alone and key and value alike.
+    "broadcast_batch_value_one_head": _problem((3, 2, 5), (3, 2, 2), stride=(1, 1, 2), batch=2,
+                                               extra=1, layouts={"value": "expanded"}),
+    "broadcast_batch_kv_two_heads": _problem((6, 5), (3, 3), batch=3, heads=2, kv_heads=2,
+                                             layouts={"key": "expanded", "value": "expanded"}),
+    "broadcast_batch_kv_one_head": _problem((12,), (5,), batch=2,
+                                            layouts={"key": "expanded", "value": "expanded"}),
 }
 
 

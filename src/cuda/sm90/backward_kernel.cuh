@@ -27,7 +27,7 @@
 //   kv_full         K and V of the CTA landed
 //   q_full[s]       Q and lse2 of stage s landed
 //   do_full[s]      dO and delta of stage s landed
-//   stage_free[s]   all eight consumer warps are done with stage s
+//   stage_free[s]   all 256 consumer threads are done with stage s
 //   named kDsReady  both consumer warpgroups wrote this step's dS^T
 //   named kDqFull+w consumer warpgroup w staged its dQ piece
 //   named kDqFree+w the writer has read piece w out of shared memory
@@ -345,11 +345,6 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
   const uint32_t k_piece = smem_addr(smem.k()) +
                            (kD == 128 ? consumer * Config::kBlockN * Config::kRowBytes : 0);
   const int ds_block = kM == 128 ? consumer : 0;
-  // Every lane's reads of the stage (lse2, delta) come before its warp's arrival.
-  auto release = [&](uint64_t* bar) {
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar);
-  };
 
   mbar_wait(smem.kv_full(), 0);
   for (int32_t i = 0; i < c.steps; ++i) {
@@ -414,7 +409,10 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     fence_registers(dv);
     fence_registers(dk);
     fence_registers(dq);
-    release(smem.stage_free(s));
+    // Every consumer thread arrives: each one's reads of lse2 and delta are
+    // then ordered before the producer's next load into the stage, in the
+    // hardware and in racecheck's model alike.
+    mbar_arrive(smem.stage_free(s));
 
     // Stage the dQ piece for the writer warp, float4 per thread and
     // register group: piece float (4 * (g * 128 + thread) + e) is dq[4g + e].
@@ -487,7 +485,7 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
     for (int s = 0; s < Config::kStages; ++s) {
       mbar_init(smem.q_full(s), 1);
       mbar_init(smem.do_full(s), 1);
-      mbar_init(smem.stage_free(s), 8);  // one arrival per consumer warp
+      mbar_init(smem.stage_free(s), 256);  // one arrival per consumer thread
     }
     fence_barrier_init();
   }

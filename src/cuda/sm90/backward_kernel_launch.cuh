@@ -9,10 +9,8 @@ namespace gna::sm90 {
 
 template <class Config>
 void launch_backward_config(const BackwardLaunch& launch) {
-  check_cuda(cudaFuncSetAttribute(backward_kernel<Config>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  Config::kSmemBytes),
-             "cudaFuncSetAttribute");
+  static std::atomic<uint64_t> smem_raised{0};
+  allow_shared_memory(backward_kernel<Config>, Config::kSmemBytes, smem_raised);
   backward_kernel<Config><<<launch.grid, Config::kThreads, Config::kSmemBytes, launch.stream>>>(
       launch.params, launch.maps);
   check_cuda(cudaGetLastError(), "backward kernel launch");

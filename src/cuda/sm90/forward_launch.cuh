@@ -8,11 +8,8 @@ namespace gna::sm90 {
 
 template <class Config>
 void launch_config(const Launch& launch) {
-  // Raising the dynamic shared memory limit is per device, and cheap.
-  check_cuda(cudaFuncSetAttribute(forward_kernel<Config>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  Config::kSmemBytes),
-             "cudaFuncSetAttribute");
+  static std::atomic<uint64_t> smem_raised{0};
+  allow_shared_memory(forward_kernel<Config>, Config::kSmemBytes, smem_raised);
   forward_kernel<Config><<<launch.grid, Config::kThreads, Config::kSmemBytes, launch.stream>>>(
       launch.params, launch.maps);
   check_cuda(cudaGetLastError(), "kernel launch");

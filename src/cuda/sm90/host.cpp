@@ -36,6 +36,12 @@ std::string tma_operand_error(const char* name, const TensorView& t) {
   }
   if (t.stride[t.ndim - 1] != 1) return concat(name, " needs unit stride in the head dim");
   for (int i = 0; i + 1 < t.ndim; ++i) {
+    // Stride 0 (a broadcast view) is fine on the batch axis, read through
+    // one map per batch entry, but no map axis can have it.
+    if (i > 0 && t.shape[i] > 1 && t.stride[i] == 0) {
+      return concat(name, ".stride[", i, "] = 0 (a broadcast view): TMA cannot read it, pass a "
+                    "contiguous copy");
+    }
     if (t.shape[i] > 1 && t.stride[i] % 8 != 0) {
       return concat(name, ".stride[", i, "] = ", t.stride[i],
                     " must be a multiple of 8 elements (16 bytes) for TMA");
@@ -111,7 +117,11 @@ CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int
 }
 
 bool needs_per_batch_maps(const TensorView& t, int rank) {
-  return t.defined() && !heads_merge(t, rank) && !batch_merges(t, rank);
+  if (!t.defined()) return false;
+  // A batch broadcast with stride 0 cannot be a map axis (TMA strides are
+  // positive): one map per batch entry reads it.
+  if (t.shape[0] > 1 && t.stride[0] == 0) return true;
+  return !heads_merge(t, rank) && !batch_merges(t, rank);
 }
 
 void tile_boxes(const Problem& p, const TileConfig& t, int32_t q_split_log2, int32_t kv_split_log2,

@@ -5,6 +5,8 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "cuda/sm90/config.hpp"
@@ -33,6 +35,21 @@ inline void check_cuda(cudaError_t status, const char* what) {
     throw Error(ErrorKind::runtime, "sm90",
                 std::string("sm90: ") + what + ": " + cudaGetErrorString(status));
   }
+}
+
+// Raises `kernel`'s dynamic shared memory limit to `bytes` on the current
+// device, once per device: the setting persists, and a call costs a few
+// microseconds on every launch otherwise. `done` is the kernel's own flag
+// word (bit d: device d done; devices past 63 ask every time).
+template <class Kernel>
+void allow_shared_memory(Kernel kernel, int bytes, std::atomic<uint64_t>& done) {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+             "cudaFuncSetAttribute");
+  done.fetch_or(bit, std::memory_order_release);
 }
 
 // Launches the forward kernel for (element, head_dim); throws gna::Error

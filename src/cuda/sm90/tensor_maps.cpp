@@ -82,9 +82,15 @@ CUtensorMap encode_map(const MapRequest& r, MapCoords* coords) {
     strides[3] = static_cast<cuuint64_t>(t.stride[rank + 1] * elem);
     coords->head_in_c4 = 1;
   }
-  // A one-token axis has no stride of its own; any legal value serves.
+  // A one-token axis has no stride of its own; any legal value serves. A
+  // zero stride on a longer axis would read wrong rows: callers route
+  // broadcast batches through per-batch maps and refuse other broadcasts.
   for (int i = 0; i < 4; ++i) {
-    if (dims[i + 1] == 1 || strides[i] == 0) strides[i] = 16;
+    if (dims[i + 1] == 1) {
+      strides[i] = 16;
+    } else if (strides[i] == 0) {
+      throw Error(ErrorKind::runtime, "sm90", "sm90: internal: a broadcast axis reached a tensor map");
+    }
   }
   cuuint32_t box[5] = {static_cast<cuuint32_t>(r.chunk), 1, 1, 1, 1};
   cuuint32_t traversal[5] = {1, 1, 1, 1, 1};
