@@ -76,7 +76,7 @@ def _fields(call: Call):
 _WIDTH = 40  # int64 entries of the descriptor: 3 + at most 29 fields (3-D)
 
 
-def _descriptor_device(group):
+def descriptor_device(group):
     # A group with a gloo part (backend "cpu:gloo,cuda:nccl") keeps the
     # exchange on the host; a pure NCCL group needs a device tensor.
     if "gloo" not in str(dist.get_backend(group)):
@@ -86,12 +86,13 @@ def _descriptor_device(group):
 
 def _gather(group, row):
     world = dist.get_world_size(group)
-    local = torch.tensor(row, dtype=torch.int64, device=_descriptor_device(group))
+    local = torch.tensor(row, dtype=torch.int64, device=descriptor_device(group))
     rows = [torch.empty_like(local) for _ in range(world)]
     dist.all_gather(rows, local, group=group)
     return [r.tolist() for r in rows]
 
 
+_CACHED = 1024  # signatures remembered
 _checked = {}   # (group, call) -> layout, for calls that pass sizes
 _layouts = {}   # (call without the slab extent, sizes) -> layout
 
@@ -133,6 +134,9 @@ def agree(call: Optional[Call], error: Optional[Exception], group) -> _layout.La
     whole = (dataclasses.replace(call, shape=call.shape[:1 + call.shard_axis]
                                  + (-1,) + call.shape[2 + call.shard_axis:]), sizes)
     if whole not in _layouts:
+        if len(_layouts) > _CACHED:  # varying shapes: keep the memory bounded
+            _layouts.clear()
+            _checked.clear()
         _validate_whole(call, sum(sizes))
         _layouts[whole] = _layout.layout(list(sizes), call.axis())
     result = _layouts[whole]

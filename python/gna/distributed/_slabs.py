@@ -3,6 +3,7 @@ import torch
 import torch.distributed as dist
 
 from .. import _arguments as args
+from . import _check
 
 
 def slab_sizes(length, parts):
@@ -42,8 +43,7 @@ def gather(slab, shard_axis=0, group=None):
     differ; the other dimensions must agree). Not differentiable."""
     dim = _dim(slab, shard_axis, "slab")
     world = dist.get_world_size(group)
-    device = (torch.device("cuda", torch.cuda.current_device())
-              if dist.get_backend(group) == "nccl" else torch.device("cpu"))
+    device = _check.descriptor_device(group)
     shape = torch.tensor(list(slab.shape), dtype=torch.int64, device=device)
     shapes = [torch.empty_like(shape) for _ in range(world)]
     dist.all_gather(shapes, shape, group=group)
