@@ -100,6 +100,21 @@ def run_case(c, seed, device="cpu", dtype=torch.float32, tol=TOL):
         assert a is not None, f"{name} missing in case {c}"
         torch.testing.assert_close(a, b, atol=tol, rtol=tol,
                                    msg=lambda m: f"{name} of case {c}: {m}")
+    return _halo_shape(c)
+
+
+def _halo_shape(c):
+    """(a halo holds another rank's whole slab, a halo reaches past the
+    nearest other slab on one side), for the coverage counts of worker()."""
+    w, a = c["window"], c["axis"]
+    lay = gd.halo_layout(c["sizes"], (w["kernel_size"][a], w["stride"][a], w["dilation"][a],
+                                      w["is_causal"][a]))
+    whole = several = False
+    for me, plan in enumerate(lay.ranks):
+        owners = [owner for owner, _ in plan.receives]
+        whole |= any(span == lay.ranks[o].slab for o, span in plan.receives)
+        several |= sum(o < me for o in owners) > 1 or sum(o > me for o in owners) > 1
+    return whole, several
 
 
 def check_errors():
@@ -134,8 +149,11 @@ def worker(rank, world, store, seed):
                             world_size=world, timeout=datetime.timedelta(seconds=120))
     try:
         rng = random.Random(seed)
-        for i in range(CASES[world]):
-            run_case(random_case(rng, world), seed * 1000 + i)
+        shapes = [run_case(random_case(rng, world), seed * 1000 + i)
+                  for i in range(CASES[world])]
+        # The cases must keep covering slabs thinner than the halo.
+        assert sum(whole for whole, _ in shapes) >= 3
+        assert world == 2 or sum(several for _, several in shapes) >= 3
         if world == 2:
             check_errors()
     finally:
