@@ -137,7 +137,14 @@ def check_errors():
         expect(r"shard_axis", shard_axis=1)
     else:
         expect(r"rank\(s\) \[1\] rejected")
-    # The group is still usable, and torch.compile runs around the call.
+    expect(r"sizes", sizes=[4, 4] if me == 0 else None)
+    expect(r"sizes\[\d\] = \d but this rank", sizes=[5, 3])
+    # The group is still usable, gather undoes shard (uneven slabs too), and
+    # torch.compile runs around the call.
+    full = torch.randn(2, 5, 7, 3, 4, generator=torch.Generator().manual_seed(5))
+    for axis, sizes in ((1, [7, 0]), (0, [2, 3]), (1, None)):
+        torch.testing.assert_close(gd.gather(gd.shard(full, axis, sizes), axis), full,
+                                   rtol=0, atol=0)
     f = torch.compile(lambda a: gd.na1d(a * 2, a, a, 3) + 1, backend="eager")
     x = gd.shard(torch.randn(1, 8, 2, 4, generator=torch.Generator().manual_seed(3)), 0)
     torch.testing.assert_close(f(x), gd.na1d(x * 2, x, x, 3) + 1)
