@@ -8,7 +8,6 @@ slab of gna.naNd on the whole grid. Only halo keys and values cross the wire.
 See docs/distributed.md.
 """
 import torch
-import torch.distributed as dist
 
 from . import _check
 from ._attention import Sharded, ShardedFunction
@@ -46,9 +45,11 @@ def neighborhood_attention(query, key, value, kernel_size, stride=1, dilation=1,
                            additional_values=None, return_lse=False, group=None, shard_axis=0,
                            backend=None, chunks=None, sizes=None):
     """Sharded neighborhood attention of any spatial rank (from query.ndim - 3)."""
-    rank = query.ndim - 3 if isinstance(query, torch.Tensor) else 0
+    if not isinstance(query, torch.Tensor):
+        raise TypeError(f"query must be a torch.Tensor, got {type(query).__name__}")
+    rank = query.ndim - 3
     if not 1 <= rank <= 3:
-        raise TypeError(f"query: expected a torch.Tensor of 4, 5 or 6 dimensions "
+        raise TypeError(f"query.ndim = {query.ndim}: expected 4, 5 or 6 dimensions "
                         "[batch, X0, (X1, (X2)), heads, head_dim]")
     return _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, scale,
                    additional_keys, additional_values, return_lse, group, shard_axis, backend,
