@@ -5,6 +5,7 @@
 # that a hang costs one stage, not the round.
 #   bash scripts/gpu_round.sh check tests bench python peers sanitize
 #   bash scripts/gpu_round.sh bwd_check tests bwd_sanitize bwd_race bwd_bench train
+#   bash scripts/gpu_round.sh dist1   (one GPU)   /   dist2   (two GPUs: gna.distributed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"
@@ -150,6 +151,18 @@ for what in "$@"; do
       PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --no-progress 2>&1 | tee "$OUT/profile.log" | tail -12
       PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --backward --no-progress 2>&1 | tee -a "$OUT/profile.log" | tail -12
       PYTHONPATH=/tmp/gna-site timeout 200 python3 -m gna.profile --shape 32768 --window 1024 --heads 1 --sweep-window 512:4096:512 --plot "$OUT/profile_sweep.png" --no-progress 2>&1 | tee -a "$OUT/profile.log" | tail -12
+      ;;
+    dist1)
+      stage "gna.distributed on one GPU: NCCL world size 1, then the one-GPU bench"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      PYTHONPATH=/tmp/gna-site timeout 300 python3 -m pytest -q -rs -p no:cacheprovider tests/python/test_distributed_gpu.py 2>&1 | tee "$OUT/pytest_distributed.log" | tail -8
+      PYTHONPATH=/tmp/gna-site timeout 400 python3 bench/distributed.py --out "$OUT/distributed_1gpu.json" 2>&1 | tee "$OUT/distributed_1gpu.log" | tail -8
+      ;;
+    dist2)
+      stage "gna.distributed on two GPUs (nvidia-h200-x2): tests, then strong scaling"
+      python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
+      PYTHONPATH=/tmp/gna-site timeout 300 python3 -m pytest -q -rs -p no:cacheprovider tests/python/test_distributed_gpu.py 2>&1 | tee "$OUT/pytest_distributed.log" | tail -8
+      PYTHONPATH=/tmp/gna-site timeout 500 python3 -m torch.distributed.run --nproc_per_node 2 bench/distributed.py --out "$OUT/distributed_2gpu.json" 2>&1 | tee "$OUT/distributed_2gpu.log" | grep -v "^W\|^\*" | tail -8
       ;;
     *) echo "unknown stage $what"; exit 2 ;;
   esac

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/slab.hpp"
 #include "gna/attention.hpp"
 #include "gna/error.hpp"
 #include "gna/problem.hpp"
@@ -118,6 +119,26 @@ std::vector<std::pair<std::string, std::string>> backends_for(const Spec& spec, 
   return out;
 }
 
+// slab::plan of the queries [first, last] on one axis of a valid problem:
+// ((key_lo, key_hi), (grid_lo, grid_hi)), absolute indices, inclusive.
+using Span = std::pair<int64_t, int64_t>;
+std::pair<Span, Span> slab_plan(int64_t length, std::tuple<int64_t, int64_t, int64_t, bool> axis,
+                                int64_t first, int64_t last) {
+  const auto& [kernel_size, stride, dilation, is_causal] = axis;
+  Spec spec;  // the whole axis must itself be a valid 1-D problem
+  spec.shape = {length};
+  spec.axes = {axis};
+  problem_of(spec);
+  if (first <= last && (first < 0 || last >= length)) {
+    throw Error(ErrorKind::value, "first",
+                "queries " + std::to_string(first) + ".." + std::to_string(last) +
+                    " do not lie on an axis of " + std::to_string(length) + " tokens");
+  }
+  const slab::Plan p =
+      slab::plan(window::Axis{length, kernel_size, stride, dilation, is_causal}, first, last);
+  return {{p.keys.lo, p.keys.hi}, {p.grid.lo, p.grid.hi}};
+}
+
 }  // namespace
 
 void bind_problem_info(nb::module_& m) {
@@ -137,6 +158,15 @@ void bind_problem_info(nb::module_& m) {
         "FLOPs of the problem and of dense attention over its tokens (forward, backward), and\n"
         "the sm90 tile chooser's pick with its bounds and cost-model time ('sm90': None and\n"
         "'sm90_reason' when no sm90 tile fits). Raises ValueError naming a bad argument.");
+  m.def("validate", [](const Spec& spec) { problem_of(spec); }, nb::arg("spec"),
+        "Raises ValueError / TypeError naming the argument when the problem breaks a rule.");
+  m.def("slab_plan", &slab_plan, nb::arg("length"), nb::arg("axis"), nb::arg("first"),
+        nb::arg("last"),
+        "The halo rule of gna.distributed on one axis of `length` tokens with\n"
+        "axis = (kernel_size, stride, dilation, is_causal), for the queries [first, last]\n"
+        "(inclusive): ((key_lo, key_hi), (grid_lo, grid_hi)): the keys they see, and the\n"
+        "local grid on which one call gives them their whole-axis windows. An empty slab\n"
+        "(first > last) gets empty ranges (lo > hi).");
   m.def("backends", &backends_for, nb::arg("spec"), nb::arg("backward") = false,
         nb::arg("device") = "cpu", nb::arg("device_index") = 0,
         "(name, reason) of each compiled backend in the order backend='auto' tries them;\n"
