@@ -28,10 +28,12 @@ def _readable(t: Optional[Tensor]) -> Optional[Tensor]:
 
 
 def forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
-                  stride, dilation, is_causal, scale, backend, deterministic=False):
+                  stride, dilation, is_causal, scale, backend, deterministic=False,
+                  q_tile=None, kv_tile=None):
     """The forward op's body. Called directly (skipping the op dispatcher's
     per-call cost) when no autograd graph is recorded and nothing compiles.
-    `deterministic` only travels to the backward: every forward is."""
+    `deterministic` only travels to the backward: every forward is.
+    q_tile/kv_tile force the sm90 forward's tiles (NATTEN's tile shapes)."""
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
@@ -39,7 +41,7 @@ def forward_eager(query, key, value, additional_keys, additional_values, kernel_
     with device:
         _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
                    _readable(additional_keys), _readable(additional_values), window,
-                   backend, stream)
+                   backend, stream, q_tile, kv_tile)
     return output, lse
 
 
@@ -48,9 +50,11 @@ def na_forward(query: Tensor, key: Tensor, value: Tensor,
                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
                kernel_size: List[int], stride: List[int], dilation: List[int],
                is_causal: List[bool], scale: Optional[float],
-               backend: str, deterministic: bool) -> Tuple[Tensor, Tensor]:
+               backend: str, deterministic: bool, q_tile: Optional[List[int]] = None,
+               kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
     return forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
-                         stride, dilation, is_causal, scale, backend)
+                         stride, dilation, is_causal, scale, backend, deterministic, q_tile,
+                         kv_tile)
 
 
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
@@ -70,7 +74,7 @@ def forward_for(*tensors):
 
 @na_forward.register_fake
 def _(query, key, value, additional_keys, additional_values, kernel_size, stride,
-      dilation, is_causal, scale, backend, deterministic):
+      dilation, is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None):
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     return output, lse
@@ -169,7 +173,7 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_output, grad_lse):
-    return _gradients(ctx, grad_output, grad_lse, _through_op) + (None,) * 7
+    return _gradients(ctx, grad_output, grad_lse, _through_op) + (None,) * 9
 
 
 na_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -181,9 +185,10 @@ class _EagerAutograd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, additional_keys, additional_values, kernel_size, stride,
-                dilation, is_causal, scale, backend, deterministic):
+                dilation, is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None):
         out, lse = forward_eager(query, key, value, additional_keys, additional_values,
-                                 kernel_size, stride, dilation, is_causal, scale, backend)
+                                 kernel_size, stride, dilation, is_causal, scale, backend,
+                                 deterministic, q_tile, kv_tile)
         _remember(ctx, (query, key, value, additional_keys, additional_values), out, lse,
                   (kernel_size, stride, dilation, is_causal, scale, backend), deterministic)
         # An unused LSE then has no gradient (None), rather than zeros to read.
@@ -193,4 +198,7 @@ class _EagerAutograd(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        return _gradients(ctx, grad_output, grad_lse, backward_eager) + (None,) * 7
+        return _gradients(ctx, grad_output, grad_lse, backward_eager) + (None,) * 9
+
+
+from ._torch_dense_ops import attention  # noqa: E402,F401  (registers gna::attention_*)

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gna/gna.hpp"
@@ -77,10 +78,52 @@ Options options_of(const std::string& backend, uintptr_t stream) {
   return o;
 }
 
+// NATTEN's q_tile_shape / kv_tile_shape: the sm90 forward's tiles (other
+// backends have none). Both or neither; the sm90 backend checks the values.
+std::optional<TileConfig> tiles_of(const std::optional<std::vector<int64_t>>& q_tile,
+                                   const std::optional<std::vector<int64_t>>& kv_tile, int rank) {
+  if (!q_tile && !kv_tile) return std::nullopt;
+  if (!q_tile || !kv_tile) {
+    throw Error(ErrorKind::value, q_tile ? "kv_tile_shape" : "q_tile_shape",
+                std::string(q_tile ? "kv_tile_shape" : "q_tile_shape") +
+                    " = None: pass q_tile_shape and kv_tile_shape together, or neither");
+  }
+  TileConfig t;
+  t.rank = rank;
+  for (const auto& [name, tile, out] :
+       {std::tuple{"q_tile_shape", &*q_tile, t.q_tile}, {"kv_tile_shape", &*kv_tile, t.kv_tile}}) {
+    if (tile->size() != static_cast<size_t>(rank)) {
+      throw Error(ErrorKind::value, name,
+                  std::string(name) + " has " + std::to_string(tile->size()) +
+                      " entries: expected " + std::to_string(rank) + " (one per spatial axis)");
+    }
+    for (int a = 0; a < rank; ++a) out[a] = (*tile)[a];
+  }
+  return t;
+}
+
+Sequences sequences_of(const std::optional<std::vector<int64_t>>& query_offsets,
+                       const std::optional<std::vector<int64_t>>& key_offsets) {
+  Sequences s;
+  if (query_offsets.has_value() != key_offsets.has_value()) {
+    const char* missing = query_offsets ? "cumulative_seqlen_KV" : "cumulative_seqlen_Q";
+    throw Error(ErrorKind::value, missing,
+                std::string(missing) +
+                    " = None: pass cumulative_seqlen_Q and cumulative_seqlen_KV together");
+  }
+  if (query_offsets) {
+    s.query_offsets = *query_offsets;
+    s.key_offsets = *key_offsets;
+  }
+  return s;
+}
+
 std::string forward(const InArray& query, const InArray& key, const InArray& value,
                     const OutArray& output, const OutArray& lse,
                     const InArray& additional_keys, const InArray& additional_values,
-                    const Window& window, const std::string& backend, uintptr_t stream) {
+                    const Window& window, const std::string& backend, uintptr_t stream,
+                    const std::optional<std::vector<int64_t>>& q_tile,
+                    const std::optional<std::vector<int64_t>>& kv_tile) {
   ForwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -90,7 +133,8 @@ std::string forward(const InArray& query, const InArray& key, const InArray& val
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
   const Params params = params_of(window);
-  const Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream);
+  options.tiles = tiles_of(q_tile, kv_tile, params.rank);
   // The views keep no Python object alive themselves; the caller's
   // arguments do, so the work can run without the GIL.
   nb::gil_scoped_release no_gil;
@@ -125,6 +169,54 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   options.deterministic = deterministic;
   nb::gil_scoped_release no_gil;
   return gna::backward(params, args, options);
+}
+
+std::string attention_forward(const InArray& query, const InArray& key, const InArray& value,
+                              const OutArray& output, const OutArray& lse, bool is_causal,
+                              std::optional<double> scale,
+                              const std::optional<std::vector<int64_t>>& query_offsets,
+                              const std::optional<std::vector<int64_t>>& key_offsets,
+                              const std::string& backend, uintptr_t stream,
+                              const std::optional<std::vector<int64_t>>& q_tile,
+                              const std::optional<std::vector<int64_t>>& kv_tile) {
+  ForwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  const Sequences sequences = sequences_of(query_offsets, key_offsets);
+  Options options = options_of(backend, stream);
+  options.tiles = tiles_of(q_tile, kv_tile, 1);
+  nb::gil_scoped_release no_gil;
+  return gna::attention_forward(DenseParams{is_causal, scale}, args, sequences, options);
+}
+
+std::string attention_backward(const InArray& query, const InArray& key, const InArray& value,
+                               const InArray& output, const InArray& lse,
+                               const InArray& grad_output, const InArray& grad_lse,
+                               const OutArray& grad_query, const OutArray& grad_key,
+                               const OutArray& grad_value, bool is_causal,
+                               std::optional<double> scale,
+                               const std::optional<std::vector<int64_t>>& query_offsets,
+                               const std::optional<std::vector<int64_t>>& key_offsets,
+                               const std::string& backend, uintptr_t stream, bool deterministic) {
+  BackwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  args.grad_output = view_of(grad_output, "grad_output");
+  args.grad_lse = view_of(grad_lse, "grad_lse");
+  args.grad_query = view_of(grad_query, "grad_query");
+  args.grad_key = view_of(grad_key, "grad_key");
+  args.grad_value = view_of(grad_value, "grad_value");
+  const Sequences sequences = sequences_of(query_offsets, key_offsets);
+  Options options = options_of(backend, stream);
+  options.deterministic = deterministic;
+  nb::gil_scoped_release no_gil;
+  return gna::attention_backward(DenseParams{is_causal, scale}, args, sequences, options);
 }
 
 // Problem-level names the C++ core reports, as the Python argument that
@@ -183,8 +275,23 @@ NB_MODULE(_C, m) {
   m.def("forward", &forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse").none(), nb::arg("additional_keys").none(),
         nb::arg("additional_values").none(), nb::arg("window"), nb::arg("backend") = "auto",
-        nb::arg("stream") = 0,
-        "Writes output (and lse when given); returns the name of the backend that ran.");
+        nb::arg("stream") = 0, nb::arg("q_tile").none() = nb::none(),
+        nb::arg("kv_tile").none() = nb::none(),
+        "Writes output (and lse when given); returns the name of the backend that ran.\n"
+        "q_tile/kv_tile (both or neither) force the sm90 forward's tiles.");
+  m.def("attention_forward", &attention_forward, nb::arg("query"), nb::arg("key"),
+        nb::arg("value"), nb::arg("output"), nb::arg("lse").none(), nb::arg("is_causal"),
+        nb::arg("scale").none(), nb::arg("query_offsets").none(), nb::arg("key_offsets").none(),
+        nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("q_tile").none() = nb::none(),
+        nb::arg("kv_tile").none() = nb::none(),
+        "Dense (cross-, variable-length) attention [B, L, H, D]; offsets: packed sequences.");
+  m.def("attention_backward", &attention_backward, nb::arg("query"), nb::arg("key"),
+        nb::arg("value"), nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
+        nb::arg("grad_lse").none(), nb::arg("grad_query"), nb::arg("grad_key"),
+        nb::arg("grad_value"), nb::arg("is_causal"), nb::arg("scale").none(),
+        nb::arg("query_offsets").none(), nb::arg("key_offsets").none(),
+        nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
+        "Gradients of attention_forward.");
   m.def("backward", &backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
         nb::arg("grad_lse").none(), nb::arg("additional_keys").none(),
