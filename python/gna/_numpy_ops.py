@@ -17,7 +17,8 @@ def _readable(array):
 
 def na_forward(query, key, value, additional_keys, additional_values, kernel_size, stride,
                dilation, is_causal, scale, backend, deterministic=False, q_tile=None,
-               kv_tile=None):
+               kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
+    # No autograd on numpy: determinism and backward tiles have no use here.
     output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
     lse = np.empty(query.shape[:-1], dtype=np.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
@@ -28,7 +29,8 @@ def na_forward(query, key, value, additional_keys, additional_values, kernel_siz
 
 
 def attention_forward(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-                      deterministic=False, q_tile=None, kv_tile=None):
+                      deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
+                      backward_kv_tile=None):
     output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
     lse = np.empty(query.shape[:-1], dtype=np.float32)
     offsets = [None if c is None else [int(x) for x in c] for c in (cumulative_q, cumulative_kv)]

@@ -18,7 +18,8 @@ def _offsets(cumulative: Optional[Tensor]) -> Optional[List[int]]:
 
 
 def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-                  deterministic=False, q_tile=None, kv_tile=None):
+                  deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
+                  backward_kv_tile=None):
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     device, stream = _runtime(query)
@@ -30,7 +31,8 @@ def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, sca
 
 
 def backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumulative_q,
-                   cumulative_kv, is_causal, scale, backend, deterministic):
+                   cumulative_kv, is_causal, scale, backend, deterministic, q_tile=None,
+                   kv_tile=None):
     grad_query = query.new_empty(query.shape)
     grad_key = key.new_empty(key.shape)
     grad_value = value.new_empty(value.shape)
@@ -40,7 +42,7 @@ def backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumula
                               _readable(output), _readable(lse), _readable(grad_output),
                               _readable(grad_lse), grad_query, grad_key, grad_value, is_causal,
                               scale, _offsets(cumulative_q), _offsets(cumulative_kv), backend,
-                              stream, deterministic)
+                              stream, deterministic, q_tile, kv_tile)
     return grad_query, grad_key, grad_value
 
 
@@ -49,14 +51,16 @@ def attention_forward(query: Tensor, key: Tensor, value: Tensor,
                       cumulative_q: Optional[Tensor], cumulative_kv: Optional[Tensor],
                       is_causal: bool, scale: Optional[float], backend: str,
                       deterministic: bool, q_tile: Optional[List[int]] = None,
-                      kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
+                      kv_tile: Optional[List[int]] = None,
+                      backward_q_tile: Optional[List[int]] = None,
+                      backward_kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
     return forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale,
                          backend, deterministic, q_tile, kv_tile)
 
 
 @attention_forward.register_fake
 def _(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend, deterministic,
-      q_tile=None, kv_tile=None):
+      q_tile=None, kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
     return (query.new_empty((*query.shape[:-1], value.shape[-1])),
             query.new_empty(query.shape[:-1], dtype=torch.float32))
 
@@ -66,20 +70,22 @@ def attention_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key
                        value: Tensor, output: Tensor, lse: Tensor,
                        cumulative_q: Optional[Tensor], cumulative_kv: Optional[Tensor],
                        is_causal: bool, scale: Optional[float], backend: str,
-                       deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                       deterministic: bool, q_tile: Optional[List[int]] = None,
+                       kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor, Tensor]:
     return backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumulative_q,
-                          cumulative_kv, is_causal, scale, backend, deterministic)
+                          cumulative_kv, is_causal, scale, backend, deterministic, q_tile,
+                          kv_tile)
 
 
 @attention_backward.register_fake
 def _(grad_output, grad_lse, query, key, value, output, lse, cumulative_q, cumulative_kv,
-      is_causal, scale, backend, deterministic):
+      is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None):
     return query.new_empty(query.shape), key.new_empty(key.shape), value.new_empty(value.shape)
 
 
 def _remember(ctx, query, key, value, cumulative_q, cumulative_kv, out, lse, knobs):
     ctx.save_for_backward(query, key, value, out, lse, cumulative_q, cumulative_kv)
-    ctx.knobs = knobs  # is_causal, scale, backend, deterministic
+    ctx.knobs = knobs  # is_causal, scale, backend, deterministic, backward tiles (2)
 
 
 def _gradients(ctx, grad_output, grad_lse, run, needs_lse_gradient):
@@ -88,19 +94,19 @@ def _gradients(ctx, grad_output, grad_lse, run, needs_lse_gradient):
         grad_output = torch.zeros_like(out)
     if grad_lse is None and needs_lse_gradient:
         grad_lse = torch.zeros_like(lse)
-    is_causal, scale, backend, deterministic = ctx.knobs
+    is_causal, scale, backend, deterministic, q_tile, kv_tile = ctx.knobs
     deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
     return run(grad_output, grad_lse, query, key, value, out, lse, cumulative_q, cumulative_kv,
-               is_causal, scale, backend, deterministic)
+               is_causal, scale, backend, deterministic, q_tile, kv_tile)
 
 
 def _setup_context(ctx, inputs, output):
-    _remember(ctx, *inputs[:5], *output, tuple(inputs[5:9]))
+    _remember(ctx, *inputs[:5], *output, (*inputs[5:9], *inputs[11:13]))
 
 
 def _backward(ctx, grad_output, grad_lse):
     dq, dk, dv = _gradients(ctx, grad_output, grad_lse, torch.ops.gna.attention_backward, True)
-    return (dq, dk, dv) + (None,) * 8
+    return (dq, dk, dv) + (None,) * 10
 
 
 attention_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -111,18 +117,18 @@ class _EagerAutograd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-                deterministic, q_tile, kv_tile):
+                deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
         out, lse = forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal,
                                  scale, backend, deterministic, q_tile, kv_tile)
         _remember(ctx, query, key, value, cumulative_q, cumulative_kv, out, lse,
-                  (is_causal, scale, backend, deterministic))
+                  (is_causal, scale, backend, deterministic, backward_q_tile, backward_kv_tile))
         ctx.set_materialize_grads(False)
         return out, lse
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 8
+        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 10
 
 
 def _forward_for(query, key, value):
@@ -134,7 +140,7 @@ def _forward_for(query, key, value):
 
 
 def attention(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-              deterministic, q_tile, kv_tile):
+              deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
     """The forward for attention(). On CUDA, a backward of more queries
     than keys (whose key gradients add over query pieces, which the core
     does on the host only) runs as one call per piece of at most Lk
@@ -144,7 +150,8 @@ def attention(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, 
               and torch.is_grad_enabled()
               and any(t.requires_grad for t in (query, key, value)))
     run = _forward_for(query, key, value)
-    call = (is_causal, scale, backend, deterministic, q_tile, kv_tile)
+    call = (is_causal, scale, backend, deterministic, q_tile, kv_tile, backward_q_tile,
+            backward_kv_tile)
     if not pieces:
         return run(query, key, value, cumulative_q, cumulative_kv, *call)
     parts = [run(q, key, value, None, None, *call) for q in query.split(lk, dim=1)]

@@ -1,12 +1,12 @@
 """NATTEN's configuration queries (get_configs_for_*), by the same names.
 
-Each returns the tile configurations gna would accept for the tensors, in
-NATTEN's format. Only the Hopper forward has tiles a caller can force in gna
-(q_tile_shape / kv_tile_shape -> the sm90 forward): those queries return the
-sm90 tile chooser's pick for CUDA tensors when this build has sm90. Every
-other query returns [] (NATTEN's answer when a backend cannot run the
-tensors): gna has no CUTLASS 2.x, Blackwell or Flex kernels with tiles to
-pick, and its backward tiles cannot be forced (docs/natten.md).
+Each returns tile configurations gna accepts for the tensors, in NATTEN's
+format. The Hopper forward queries return the sm90 tile chooser's pick for
+CUDA tensors when this build has sm90 (pass it back as q_tile_shape /
+kv_tile_shape). Every other query returns [] (NATTEN's answer when a backend
+cannot run the tensors): gna has no CUTLASS 2.x, Blackwell or Flex kernels
+with tiles to pick, and its sm90 backward's chooser is not bound to Python
+(docs/natten.md).
 """
 from . import _C
 

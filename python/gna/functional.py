@@ -30,15 +30,22 @@ def _deterministic(value):
     return args.flag(value, "deterministic") or context.are_deterministic_algorithms_enabled()
 
 
-def _check_performance_knobs(rank, backward_q_tile_shape, backward_kv_tile_shape,
-                             backward_kv_splits, backward_use_pt_reduction,
+def _tiles(rank, names, values):
+    """NATTEN's tile shapes as the core's (q, kv) tile lists: both or neither,
+    one positive int per axis. They force the sm90 kernel's tiles."""
+    q_tile, kv_tile = (args.tile_shape(v, rank, n) for n, v in zip(names, values))
+    if (q_tile is None) != (kv_tile is None):
+        missing = names[1] if kv_tile is None else names[0]
+        raise ValueError(f"{missing} = None: pass {names[0]} and {names[1]} together, or "
+                         "neither")
+    return q_tile, kv_tile
+
+
+def _check_performance_knobs(rank, backward_kv_splits, backward_use_pt_reduction,
                              run_persistent_kernel, kernel_schedule, torch_compile):
     """NATTEN's tuning knobs gna has no counterpart for: checked (a typo
     still fails), then unused. docs/natten.md lists each one."""
-    for name, value in (("backward_q_tile_shape", backward_q_tile_shape),
-                        ("backward_kv_tile_shape", backward_kv_tile_shape),
-                        ("backward_kv_splits", backward_kv_splits)):
-        args.tile_shape(value, rank, name)
+    args.tile_shape(backward_kv_splits, rank, "backward_kv_splits")
     for name, value in (("backward_use_pt_reduction", backward_use_pt_reduction),
                         ("run_persistent_kernel", run_persistent_kernel),
                         ("torch_compile", torch_compile)):
@@ -102,11 +109,11 @@ def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, s
               args.per_axis(is_causal, rank, "is_causal", is_flag=True),
               args.optional_scale(scale))
     _check_attention_kwargs(attention_kwargs)
-    _check_performance_knobs(rank, backward_q_tile_shape, backward_kv_tile_shape,
-                             backward_kv_splits, backward_use_pt_reduction,
+    _check_performance_knobs(rank, backward_kv_splits, backward_use_pt_reduction,
                              run_persistent_kernel, kernel_schedule, torch_compile)
-    tiles = (args.tile_shape(q_tile_shape, rank, "q_tile_shape"),
-             args.tile_shape(kv_tile_shape, rank, "kv_tile_shape"))
+    tiles = (*_tiles(rank, ("q_tile_shape", "kv_tile_shape"), (q_tile_shape, kv_tile_shape)),
+             *_tiles(rank, ("backward_q_tile_shape", "backward_kv_tile_shape"),
+                     (backward_q_tile_shape, backward_kv_tile_shape)))
     return_lse = args.int_flag(return_lse, "return_lse")
     tensors = (query, key, value, additional_keys, additional_values)
     output, lse = _forward_op(framework, tensors)(*tensors, *window, args.backend_name(backend),
@@ -129,7 +136,8 @@ def na1d(query, key, value, kernel_size, stride=1, dilation=1, is_causal=False, 
     head_dim(_v)] are attended by every query. backend: None (auto), a name
     from gna.backend_names() or NATTEN's ("hopper-fna" -> sm90, "cutlass-fna"
     and "blackwell-fna" -> cuda-generic, "flex-fna" -> auto). q_tile_shape and
-    kv_tile_shape (both or neither) force the sm90 forward's tiles; NATTEN's
+    kv_tile_shape (both or neither) force the sm90 forward's tiles,
+    backward_q_tile_shape and backward_kv_tile_shape its backward's; NATTEN's
     other tuning knobs are checked and unused (docs/natten.md). deterministic=
     True (or gna.use_deterministic_algorithms(), or
     torch.use_deterministic_algorithms(True)) makes the backward bitwise
@@ -219,8 +227,8 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     batch + 1 entries, starting at 0) with max_seqlen_Q/KV (ints); sequence i
     is query tokens cumulative_seqlen_Q[i]:[i+1] attending to key tokens
     cumulative_seqlen_KV[i]:[i+1]. Backend names: gna's or NATTEN's *-fmha
-    ones; q_tile_size/kv_tile_size force the sm90 forward's tiles; the other
-    knobs are checked and unused. Returns the output [batch, Lq, heads,
+    ones; q_tile_size/kv_tile_size (backward_*: the backward's) force the
+    sm90 kernels' tiles; the other knobs are checked and unused. Returns the output [batch, Lq, heads,
     head_dim_v], and the float32 LSE [batch, Lq, heads] with return_lse=True.
     """
     framework = _check_dense_tensors(query, key, value)
@@ -228,13 +236,11 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
                              cumulative_seqlen_KV, max_seqlen_Q, max_seqlen_KV)
     is_causal = args.int_flag(False if is_causal is None else is_causal, "is_causal")
     scale = args.optional_scale(scale)
-    _check_performance_knobs(1, backward_q_tile_size, backward_kv_tile_size, backward_kv_splits,
-                             backward_use_pt_reduction, run_persistent_kernel, kernel_schedule,
-                             torch_compile)
-    tiles = (args.tile_shape(q_tile_size, 1, "q_tile_size"),
-             args.tile_shape(kv_tile_size, 1, "kv_tile_size"))
-    if (tiles[0] is None) != (tiles[1] is None):
-        raise ValueError("q_tile_size and kv_tile_size: pass both, or neither")
+    _check_performance_knobs(1, backward_kv_splits, backward_use_pt_reduction,
+                             run_persistent_kernel, kernel_schedule, torch_compile)
+    tiles = (*_tiles(1, ("q_tile_size", "kv_tile_size"), (q_tile_size, kv_tile_size)),
+             *_tiles(1, ("backward_q_tile_size", "backward_kv_tile_size"),
+                     (backward_q_tile_size, backward_kv_tile_size)))
     return_lse = args.int_flag(return_lse, "return_lse")
     call = (is_causal, scale, args.backend_name(backend, "dense"), _deterministic(deterministic),
             *tiles)

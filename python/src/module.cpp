@@ -81,7 +81,8 @@ Options options_of(const std::string& backend, uintptr_t stream) {
 // NATTEN's q_tile_shape / kv_tile_shape: the sm90 forward's tiles (other
 // backends have none). Both or neither; the sm90 backend checks the values.
 std::optional<TileConfig> tiles_of(const std::optional<std::vector<int64_t>>& q_tile,
-                                   const std::optional<std::vector<int64_t>>& kv_tile, int rank) {
+                                   const std::optional<std::vector<int64_t>>& kv_tile, int rank,
+                                   KvTiling kv_tiling = KvTiling::window_start) {
   if (!q_tile && !kv_tile) return std::nullopt;
   if (!q_tile || !kv_tile) {
     throw Error(ErrorKind::value, q_tile ? "kv_tile_shape" : "q_tile_shape",
@@ -90,6 +91,7 @@ std::optional<TileConfig> tiles_of(const std::optional<std::vector<int64_t>>& q_
   }
   TileConfig t;
   t.rank = rank;
+  t.kv_tiling = kv_tiling;
   for (const auto& [name, tile, out] :
        {std::tuple{"q_tile_shape", &*q_tile, t.q_tile}, {"kv_tile_shape", &*kv_tile, t.kv_tile}}) {
     if (tile->size() != static_cast<size_t>(rank)) {
@@ -148,7 +150,9 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const OutArray& grad_key, const OutArray& grad_value,
                      const OutArray& grad_additional_keys,
                      const OutArray& grad_additional_values, const Window& window,
-                     const std::string& backend, uintptr_t stream, bool deterministic) {
+                     const std::string& backend, uintptr_t stream, bool deterministic,
+                     const std::optional<std::vector<int64_t>>& q_tile,
+                     const std::optional<std::vector<int64_t>>& kv_tile) {
   BackwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -167,6 +171,8 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   const Params params = params_of(window);
   Options options = options_of(backend, stream);
   options.deterministic = deterministic;
+  // The sm90 backward's KV tiles lie on the fixed grid.
+  options.tiles = tiles_of(q_tile, kv_tile, params.rank, KvTiling::fixed_grid);
   nb::gil_scoped_release no_gil;
   return gna::backward(params, args, options);
 }
@@ -200,7 +206,9 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
                                std::optional<double> scale,
                                const std::optional<std::vector<int64_t>>& query_offsets,
                                const std::optional<std::vector<int64_t>>& key_offsets,
-                               const std::string& backend, uintptr_t stream, bool deterministic) {
+                               const std::string& backend, uintptr_t stream, bool deterministic,
+                               const std::optional<std::vector<int64_t>>& q_tile,
+                               const std::optional<std::vector<int64_t>>& kv_tile) {
   BackwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -215,6 +223,7 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
   Options options = options_of(backend, stream);
   options.deterministic = deterministic;
+  options.tiles = tiles_of(q_tile, kv_tile, 1, KvTiling::fixed_grid);
   nb::gil_scoped_release no_gil;
   return gna::attention_backward(DenseParams{is_causal, scale}, args, sequences, options);
 }
@@ -291,6 +300,7 @@ NB_MODULE(_C, m) {
         nb::arg("grad_value"), nb::arg("is_causal"), nb::arg("scale").none(),
         nb::arg("query_offsets").none(), nb::arg("key_offsets").none(),
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
+        nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
         "Gradients of attention_forward.");
   m.def("backward", &backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
@@ -299,7 +309,9 @@ NB_MODULE(_C, m) {
         nb::arg("grad_value"), nb::arg("grad_additional_keys").none(),
         nb::arg("grad_additional_values").none(), nb::arg("window"),
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
-        "Writes the gradients; returns the name of the backend that ran.");
+        nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
+        "Writes the gradients; returns the name of the backend that ran.\n"
+        "q_tile/kv_tile (both or neither) force the sm90 backward's tiles.");
   m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
   m.def("version", &gna::version, "The library's version (the file VERSION of the source tree).");
   m.def("set_thread_source", &set_thread_source, nb::arg("source").none(),

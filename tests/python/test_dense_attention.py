@@ -141,7 +141,20 @@ def test_dense_rules(call, error, pattern):
         call(q, k)
 
 
-def test_tile_shapes_reach_the_core_and_other_backends_ignore_them():
-    q = torch.randn(1, 12, 2, 8)
-    torch.testing.assert_close(gna.na1d(q, q, q, 5, q_tile_shape=(4,), kv_tile_shape=(8,)),
-                               gna.na1d(q, q, q, 5))
+def test_tile_shapes_reach_the_core_and_other_backends_ignore_them(monkeypatch):
+    from gna import _C
+    seen = []
+    for name in ("forward", "backward", "attention_forward", "attention_backward"):
+        real = getattr(_C, name)
+        monkeypatch.setattr(_C, name, lambda *a, _real=real, _name=name: (
+            seen.append((_name, a[-2:])), _real(*a))[1])
+    q = torch.randn(1, 12, 2, 8, requires_grad=True)
+    out = gna.na1d(q, q, q, 5, q_tile_shape=(4,), kv_tile_shape=(8,),
+                   backward_q_tile_shape=(2,), backward_kv_tile_shape=(16,))
+    out.sum().backward()
+    torch.testing.assert_close(out, gna.na1d(q, q, q, 5))
+    dense = gna.attention(q, q, q, q_tile_size=4, kv_tile_size=8, backward_q_tile_size=2,
+                          backward_kv_tile_size=16)
+    dense.sum().backward()
+    assert seen[:2] == [("forward", ([4], [8])), ("backward", ([2], [16]))]
+    assert seen[-2:] == [("attention_forward", ([4], [8])), ("attention_backward", ([2], [16]))]
