@@ -228,8 +228,9 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     is query tokens cumulative_seqlen_Q[i]:[i+1] attending to key tokens
     cumulative_seqlen_KV[i]:[i+1]. Backend names: gna's or NATTEN's *-fmha
     ones; q_tile_size/kv_tile_size (backward_*: the backward's) force the
-    sm90 kernels' tiles; the other knobs are checked and unused. Returns the output [batch, Lq, heads,
-    head_dim_v], and the float32 LSE [batch, Lq, heads] with return_lse=True.
+    sm90 kernels' tiles; the other knobs are checked and unused. Returns
+    the output [batch, Lq, heads, head_dim_v], and the float32 LSE [batch,
+    Lq, heads] with return_lse=True.
     """
     framework = _check_dense_tensors(query, key, value)
     offsets = varlen_offsets(query, key, seqlens_Q, seqlens_KV, cumulative_seqlen_Q,

@@ -30,8 +30,6 @@ TensorView tokens(const TensorView& t, int64_t start, int64_t count) {
   return v;
 }
 
-TensorView none() { return TensorView{}; }
-
 void check_rank4(const TensorView& t, const char* name) {
   if (!t.defined()) fail(ErrorKind::type, name, "None", "this tensor is required");
   if (t.ndim != 4) {
@@ -159,10 +157,12 @@ BackwardArgs backward_piece(const BackwardArgs& a, const Segment& g, int64_t sta
 }
 
 // The pieces of a segment: query starts and sizes (one piece of 0 queries
-// for a segment without queries, so its key gradients are zeroed).
+// for a segment without queries, so its key gradients are zeroed; also for
+// one without keys, which segments_of only lets through when the batch is
+// empty and there is nothing to compute).
 std::vector<std::pair<int64_t, int64_t>> pieces_of(const Segment& g) {
   std::vector<std::pair<int64_t, int64_t>> out;
-  if (g.lq == 0) {
+  if (g.lq == 0 || g.lk == 0) {
     out.emplace_back(0, 0);
     return out;
   }

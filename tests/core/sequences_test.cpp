@@ -61,7 +61,8 @@ Expected direct(const Case& c, const Data& d) {
           for (int64_t j = ko[s]; j < ko[s + 1]; ++j) {
             const bool seen = !c.causal || j - ko[s] <= i - qo[s];
             double dot = 0.0;
-            for (int64_t x = 0; x < D; ++x) dot += d.q[qi * D + x] * d.k[((b * d.Lk + j) * Hk + hk) * D + x];
+            const int64_t kj = (b * d.Lk + j) * Hk + hk;
+            for (int64_t x = 0; x < D; ++x) dot += d.q[qi * D + x] * d.k[kj * D + x];
             p.push_back(seen ? c.scale * dot : -INFINITY);
             max = std::max(max, p.back());
           }

@@ -50,6 +50,13 @@ def test_attention_lse_and_empty_sequence(device):
     torch.testing.assert_close(lse.double(), expected, atol=1e-4, rtol=1e-4)
     empty = torch.empty(1, 0, 2, 8, device=device)
     assert gna.attention(empty, empty, empty).shape == (1, 0, 2, 8)
+    # Queries without keys in an empty batch, keys without queries: nothing to do.
+    no_batch = torch.empty(0, 5, 2, 8, device=device)
+    assert gna.attention(no_batch, no_batch[:, :0], no_batch[:, :0]).shape == (0, 5, 2, 8)
+    k = torch.randn(1, 4, 2, 8, device=device, requires_grad=True)
+    out = gna.attention(empty, k, k)
+    out.sum().backward()
+    assert out.shape == (1, 0, 2, 8) and not k.grad.any()
 
 
 def _cross_problem(seed, device, dtype, lq, lk):
