@@ -8,7 +8,7 @@ core, which names the argument in its ValueError / TypeError.
 Exception classes follow NATTEN for the inputs NATTEN rejects (docs/natten.md,
 "Exceptions"): ValueError for a malformed window argument, a tensor of the
 wrong rank, mixed dtypes or devices; NotImplementedError for an unknown
-backend and for sparse or nested tensors. TypeError is left for what NATTEN
+backend, a non-float dtype and sparse or nested tensors. TypeError is left for what NATTEN
 never sees: an argument that is not a tensor, numpy mixed with torch.
 """
 import numbers
@@ -107,9 +107,16 @@ def check_tensors(tensors, rank):
     return framework
 
 
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
 def _check_same_dtype(tensors, first):
-    # The core checks this too (a TypeError); NATTEN's class for it is ValueError.
+    # The core checks these too (TypeError); NATTEN's classes for them are
+    # NotImplementedError (no backend for the dtype) and ValueError (a mix).
     dtype = tensors[first].dtype
+    if str(dtype).replace("torch.", "") not in _FLOAT_DTYPES:
+        raise NotImplementedError(f"{first}.dtype = {dtype}: expected float16, bfloat16, "
+                                  "float32 or float64")
     for name, t in tensors.items():
         if t is not None and t.dtype != dtype:
             raise ValueError(f"{name}.dtype = {t.dtype}: expected {dtype} (the dtype of "

@@ -240,8 +240,17 @@ const char* python_argument(const std::string& argument) {
   return nullptr;
 }
 
-// gna::Error -> ValueError / TypeError / RuntimeError with the message kept
-// and the C++ argument name in the exception's `argument` attribute.
+// "backend = auto: no backend can run ...": NATTEN's class for a valid
+// problem none of its backends runs is NotImplementedError; an explicitly
+// named backend that cannot run it stays a ValueError.
+bool no_backend_at_all(const Error& e) {
+  return e.kind() == ErrorKind::unsupported && e.argument() == "backend" &&
+         std::string(e.what()).rfind("backend = auto:", 0) == 0;
+}
+
+// gna::Error -> ValueError / TypeError / NotImplementedError / RuntimeError
+// with the message kept and the C++ argument name in the exception's
+// `argument` attribute.
 void translate_error(const std::exception_ptr& error, void*) {
   try {
     std::rethrow_exception(error);
@@ -253,6 +262,7 @@ void translate_error(const std::exception_ptr& error, void*) {
       case ErrorKind::type: type = PyExc_TypeError; break;
       case ErrorKind::runtime: type = PyExc_RuntimeError; break;
     }
+    if (no_backend_at_all(e)) type = PyExc_NotImplementedError;
     std::string message = e.what();
     if (const char* name = python_argument(e.argument())) message = name + (": " + message);
     nb::object exception = nb::handle(type)(message);

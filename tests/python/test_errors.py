@@ -37,7 +37,7 @@ RULES = {
     "unsupported_dtype": (base(query=torch.ones(1, 8, 4, 16, dtype=torch.int32),
                                key=torch.ones(1, 8, 2, 16, dtype=torch.int32),
                                value=torch.ones(1, 8, 2, 8, dtype=torch.int32)),
-                          TypeError, r"query\.dtype.*float16, bfloat16, float32"),
+                          NotImplementedError, r"query\.dtype.*float16, bfloat16, float32"),
     "sparse_layout": (base(query=torch.randn(1, 8, 4, 16).to_sparse()), NotImplementedError,
                       r"query\.layout"),
     # shapes of the tensors
@@ -159,6 +159,15 @@ def test_backends_not_built_or_wrong_device_say_why(device):
     else:
         with pytest.raises(ValueError, match="backend = reference.*CPU tensors"):
             gna.na1d(q, q, q, 3, backend="reference")
+
+
+def test_no_backend_for_auto_is_natten_class(cuda):
+    # float64 runs on the CPU reference only: on CUDA, auto finds no backend.
+    q = torch.randn(1, 8, 2, 16, dtype=torch.float64, device=cuda)
+    with pytest.raises(NotImplementedError, match="backend = auto: no backend can run"):
+        gna.na1d(q, q, q, 3)
+    with pytest.raises(ValueError, match="backend = cuda-generic"):
+        gna.na1d(q, q, q, 3, backend="cuda-generic")
 
 
 def test_tensors_on_different_devices(cuda):

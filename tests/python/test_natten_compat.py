@@ -250,6 +250,8 @@ BAD_NA1D_INPUTS = {
     "rank_7": _base(**{n: torch.randn(1, 1, 1, 1, 8, 2, 16) for n in ("query", "key", "value")}),
     "dtype_mix": _base(key=torch.randn(1, 8, 2, 16).half()),
     "sparse": _base(query=torch.randn(1, 8, 4, 16).to_sparse()),
+    "int_dtype": _base(**{n: torch.ones(1, 8, 2, 16, dtype=torch.int32)
+                          for n in ("query", "key", "value")}),
     "batch": _base(key=torch.randn(2, 8, 2, 16)),
     "tokens": _base(value=torch.randn(1, 7, 2, 16)),
     "head_dim": _base(key=torch.randn(1, 8, 2, 8)),
