@@ -12,6 +12,8 @@ CUTLASS_VERSION=4.2.0.0
 # Highway (SIMD with run-time dispatch, for the cpu backend): Debian 12's
 # package, pinned where that version is on offer; CMake checks >= 1.0.3.
 HWY_DEBIAN_VERSION=1.0.3-3+deb12u1
+# NATTEN for the compatibility tests (docs/natten.md is written against it).
+NATTEN_VERSION=0.21.7
 
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
@@ -62,4 +64,14 @@ if [ "$what" = python ]; then
   fi
   .venv/bin/python -m pip install -q --upgrade pip==25.3
   .venv/bin/python -m pip install -q -r python/requirements-dev.txt
+  # NATTEN, the oracle of tests/python/test_natten_compat.py: its sdist,
+  # pure Python, built against the torch installed above (no build
+  # isolation, which would fetch another torch) and without its CUDA library
+  # (no visible GPU: setup.py then skips libnatten instead of compiling it
+  # for an hour).
+  if ! .venv/bin/python -c "import importlib.metadata as m; assert m.version('natten') == '$NATTEN_VERSION'" 2>/dev/null; then
+    echo "deps: installing natten==$NATTEN_VERSION (Python only, for the compatibility tests)"
+    CUDA_VISIBLE_DEVICES="" NATTEN_CUDA_ARCH="" .venv/bin/python -m pip install -q \
+      --no-build-isolation --no-deps "natten==$NATTEN_VERSION"
+  fi
 fi

@@ -52,6 +52,34 @@ Problem make_problem(const Params& params, const BackwardArgs& args);
 std::string forward(const Params& params, const ForwardArgs& args, const Options& options = {});
 std::string backward(const Params& params, const BackwardArgs& args, const Options& options = {});
 
+// Dense attention over token sequences (NATTEN's `attention`), including
+// cross-attention (key length != query length) and variable-length batches
+// in a packed layout. Q [B, Lq, H, D], K [B, Lk, Hkv, D], V [B, Lk, Hkv, Dv],
+// O [B, Lq, H, Dv], LSE [B, Lq, H]; no additional KV. Runs on every backend:
+// each sequence is expressed as neighborhood problems the backends already
+// run (docs/natten.md, "Cross-attention and variable length").
+struct DenseParams {
+  bool is_causal = false;       // needs equal query and key lengths per sequence
+  std::optional<double> scale;  // default 1/sqrt(head_dim)
+};
+
+// Packed variable-length batches: B == 1 and sequence i is query tokens
+// [query_offsets[i], query_offsets[i + 1]) attending to key tokens
+// [key_offsets[i], key_offsets[i + 1]). Both lists have (sequences + 1)
+// entries, start at 0, never decrease and end at Lq and Lk. Empty lists:
+// every batch element is one sequence of Lq queries and Lk keys.
+struct Sequences {
+  std::vector<int64_t> query_offsets, key_offsets;
+  bool packed() const { return !query_offsets.empty() || !key_offsets.empty(); }
+};
+
+// Return the backend of the last call made ("" when nothing ran). Gradients
+// of keys no query attends to are zero.
+std::string attention_forward(const DenseParams& params, const ForwardArgs& args,
+                              const Sequences& sequences = {}, const Options& options = {});
+std::string attention_backward(const DenseParams& params, const BackwardArgs& args,
+                               const Sequences& sequences = {}, const Options& options = {});
+
 enum class Pass { forward, backward };
 
 struct BackendInfo {

@@ -4,6 +4,12 @@ Only what the C++ core cannot see is checked here: Python types, tuple
 lengths, numpy/torch mixing, devices and tensor ranks (shapes feed the output
 allocation). Values (window sizes, extents, heads, dtypes) are checked by the
 core, which names the argument in its ValueError / TypeError.
+
+Exception classes follow NATTEN for the inputs NATTEN rejects (docs/natten.md,
+"Exceptions"): ValueError for a malformed window argument, a tensor of the
+wrong rank, mixed dtypes or devices; NotImplementedError for an unknown
+backend, a non-float dtype and sparse or nested tensors. TypeError is left for what NATTEN
+never sees: an argument that is not a tensor, numpy mixed with torch.
 """
 import numbers
 
@@ -33,23 +39,31 @@ def _is_bool(value):
     return isinstance(value, (bool, np.bool_))
 
 
+# What None means for the window arguments that NATTEN lets be None.
+_NONE_MEANS = {"stride": 1, "dilation": 1, "is_causal": False}
+
+
 def per_axis(value, rank, name, is_flag=False):
-    """An int (bool for flags) or a tuple/list of rank of them, as a list."""
+    """An int (bool for flags) or a tuple/list of rank of them, as a list.
+    None means the default for stride, dilation and is_causal (as in NATTEN).
+    A malformed value is a ValueError, NATTEN's class for it."""
+    if value is None and name in _NONE_MEANS:
+        value = _NONE_MEANS[name]
     is_element = _is_bool if is_flag else _is_int
     what = "bool" if is_flag else "int"
     if is_element(value):
         values = [value] * rank
     elif isinstance(value, (tuple, list)):
         if len(value) != rank:
-            raise TypeError(f"{name} = {value!r}: expected one {what} or a tuple of {rank} "
-                            f"(one per spatial axis), got {len(value)} entries")
+            raise ValueError(f"{name} = {value!r}: expected one {what} or a tuple of {rank} "
+                             f"(one per spatial axis), got {len(value)} entries")
         for i, v in enumerate(value):
             if not is_element(v):
-                raise TypeError(f"{name}[{i}] = {v!r}: expected {what}, got {type(v).__name__}")
+                raise ValueError(f"{name}[{i}] = {v!r}: expected {what}, got {type(v).__name__}")
         values = list(value)
     else:
-        raise TypeError(f"{name} = {value!r}: expected {what} or tuple of {what}, "
-                        f"got {type(value).__name__}")
+        raise ValueError(f"{name} = {value!r}: expected {what} or tuple of {what}, "
+                         f"got {type(value).__name__}")
     if is_flag:
         return [bool(v) for v in values]
     for i, v in enumerate(values):
@@ -86,10 +100,27 @@ def check_tensors(tensors, rank):
         expected = 4 if name.startswith("additional") else rank + 3
         if t.ndim != expected:
             layout = "[batch, tokens, heads, head_dim]" if expected == 4 else _AXIS_NAMES[rank]
-            raise TypeError(f"{name}.ndim = {t.ndim}: expected {expected} dimensions {layout}")
+            raise ValueError(f"{name}.ndim = {t.ndim}: expected {expected} dimensions {layout}")
     if framework == "torch":
         _check_torch_devices(tensors, first)
+    _check_same_dtype(tensors, first)
     return framework
+
+
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _check_same_dtype(tensors, first):
+    # The core checks these too (TypeError); NATTEN's classes for them are
+    # NotImplementedError (no backend for the dtype) and ValueError (a mix).
+    dtype = tensors[first].dtype
+    if str(dtype).replace("torch.", "") not in _FLOAT_DTYPES:
+        raise NotImplementedError(f"{first}.dtype = {dtype}: expected float16, bfloat16, "
+                                  "float32 or float64")
+    for name, t in tensors.items():
+        if t is not None and t.dtype != dtype:
+            raise ValueError(f"{name}.dtype = {t.dtype}: expected {dtype} (the dtype of "
+                             f"{first}); pass all tensors in one dtype")
 
 
 def _check_torch_devices(tensors, first):
@@ -97,32 +128,87 @@ def _check_torch_devices(tensors, first):
     for name, t in tensors.items():
         if t is None:
             continue
-        if t.layout != torch.strided:
-            raise TypeError(f"{name}.layout = {t.layout}: expected torch.strided")
+        if t.layout != torch.strided or t.is_nested:
+            raise NotImplementedError(f"{name}.layout = {t.layout}: gna takes dense "
+                                      "(torch.strided) tensors, not sparse or nested ones")
         if t.device != device:
-            raise TypeError(f"{name}.device = {t.device}: all tensors must be on {device} "
-                            f"(the device of {first})")
+            raise ValueError(f"{name}.device = {t.device}: all tensors must be on {device} "
+                             f"(the device of {first})")
     if device.type not in ("cpu", "cuda", "meta"):
         raise TypeError(f"{first}.device = {device}: gna runs on cpu and cuda tensors")
 
 
 def optional_scale(scale):
+    """None for the default head_dim ** -0.5. Like NATTEN (`scale or
+    head_dim ** -0.5`), a scale of 0 also means the default, in the
+    functions and the modules alike (docs/natten.md, "scale")."""
     if scale is None:
         return None
     if isinstance(scale, numbers.Real) and not _is_bool(scale):
-        return float(scale)
+        return float(scale) if scale != 0 else None
     raise TypeError(f"scale = {scale!r}: expected a float or None, got {type(scale).__name__}")
 
 
-def backend_name(backend):
+# gna's backends, and NATTEN's names for the same kernels (docs/natten.md,
+# "Backends"). NATTEN's Flex backends are its portable PyTorch path: gna's
+# portable choice is "auto", whichever gna backend runs the tensors.
+GNA_BACKENDS = ("auto", "sm90", "cuda-generic", "cpu", "reference")
+NATTEN_BACKENDS = {
+    "neighborhood": {"hopper-fna": "sm90", "cutlass-fna": "cuda-generic",
+                     "blackwell-fna": "cuda-generic", "flex-fna": "auto"},
+    "dense": {"hopper-fmha": "sm90", "cutlass-fmha": "cuda-generic",
+              "blackwell-fmha": "cuda-generic", "flex-fmha": "auto"},
+}
+
+
+def backend_name(backend, kind="neighborhood"):
+    """The gna backend for backend=None, a gna name or a NATTEN name of the
+    operation's kind (*-fna for na1d/2d/3d, *-fmha for attention)."""
     if backend is None:
         return "auto"
-    if isinstance(backend, str):
-        return backend
-    raise TypeError(f"backend = {backend!r}: expected a backend name (str) or None")
+    names = NATTEN_BACKENDS[kind]
+    if isinstance(backend, str) and (backend in GNA_BACKENDS or backend in names):
+        return names.get(backend, backend)
+    raise NotImplementedError(
+        f"backend = {backend!r}: unknown backend; known: None, {', '.join(GNA_BACKENDS)} "
+        f"(gna) and {', '.join(names)} (NATTEN's names)")
 
 
 def flag(value, name):
     if not _is_bool(value):
         raise TypeError(f"{name} = {value!r}: expected bool, got {type(value).__name__}")
     return bool(value)
+
+
+def int_flag(value, name):
+    """A bool, or 0 / 1 (NATTEN takes any truthy value for its switches)."""
+    if _is_bool(value) or (_is_int(value) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} = {value!r}: expected bool (or 0 / 1), got {type(value).__name__}")
+
+
+KERNEL_SCHEDULES = ("non", "coop", "pp")
+
+
+def kernel_schedule(value):
+    """NATTEN's Hopper kernel schedule: None, "non", "coop", "pp" or NATTEN's
+    KernelSchedule enum. Checked like NATTEN does (ValueError), never used:
+    gna's sm90 kernel has one schedule."""
+    import enum
+    if value is None or value in KERNEL_SCHEDULES or isinstance(value, enum.Enum):
+        return value
+    raise ValueError(f"kernel_schedule = {value!r}: expected None or one of "
+                     f"{', '.join(KERNEL_SCHEDULES)}")
+
+
+def tile_shape(value, rank, name):
+    """None, or an int tuple of `rank` entries (an int too for rank 1)."""
+    if value is None:
+        return None
+    if rank == 1 and _is_int(value):
+        value = (value,)
+    if (isinstance(value, (tuple, list)) and len(value) == rank
+            and all(_is_int(v) and v >= 1 for v in value)):
+        return [int(v) for v in value]
+    raise ValueError(f"{name} = {value!r}: expected None or a tuple of {rank} positive ints "
+                     "(one per spatial axis)")

@@ -16,10 +16,24 @@ def _readable(array):
 
 
 def na_forward(query, key, value, additional_keys, additional_values, kernel_size, stride,
-               dilation, is_causal, scale, backend, deterministic=False):
+               dilation, is_causal, scale, backend, deterministic=False, q_tile=None,
+               kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
+    # No autograd on numpy: determinism and backward tiles have no use here.
     output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
     lse = np.empty(query.shape[:-1], dtype=np.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
     _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
-               _readable(additional_keys), _readable(additional_values), window, backend, 0)
+               _readable(additional_keys), _readable(additional_values), window, backend, 0,
+               q_tile, kv_tile)
+    return output, lse
+
+
+def attention_forward(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
+                      deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
+                      backward_kv_tile=None):
+    output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
+    lse = np.empty(query.shape[:-1], dtype=np.float32)
+    offsets = [None if c is None else [int(x) for x in c] for c in (cumulative_q, cumulative_kv)]
+    _C.attention_forward(_readable(query), _readable(key), _readable(value), output, lse,
+                         is_causal, scale, *offsets, backend, 0, q_tile, kv_tile)
     return output, lse

@@ -50,17 +50,20 @@ def _export(t: Optional[Tensor]):
 
 
 def forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
-                  stride, dilation, is_causal, scale, backend, deterministic=False):
+                  stride, dilation, is_causal, scale, backend, deterministic=False,
+                  q_tile=None, kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
     """The forward op's body. Called directly (skipping the op dispatcher's
     per-call cost) when no autograd graph is recorded and nothing compiles.
-    `deterministic` only travels to the backward: every forward is."""
+    `deterministic` and the backward tiles only travel to the backward.
+    q_tile/kv_tile force the sm90 forward's tiles (NATTEN's tile shapes)."""
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
     device, stream = _runtime(query)
     with device:
         _C.forward(_export(query), _export(key), _export(value), _export(output), _export(lse),
-                   _export(additional_keys), _export(additional_values), window, backend, stream)
+                   _export(additional_keys), _export(additional_values), window, backend, stream,
+                   q_tile, kv_tile)
     return output, lse
 
 
@@ -69,9 +72,14 @@ def na_forward(query: Tensor, key: Tensor, value: Tensor,
                additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
                kernel_size: List[int], stride: List[int], dilation: List[int],
                is_causal: List[bool], scale: Optional[float],
-               backend: str, deterministic: bool) -> Tuple[Tensor, Tensor]:
+               backend: str, deterministic: bool, q_tile: Optional[List[int]] = None,
+               kv_tile: Optional[List[int]] = None,
+               backward_q_tile: Optional[List[int]] = None,
+               backward_kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
+    # The backward tiles only travel to the backward (setup_context keeps them).
     return forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
-                         stride, dilation, is_causal, scale, backend)
+                         stride, dilation, is_causal, scale, backend, deterministic, q_tile,
+                         kv_tile)
 
 
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
@@ -91,7 +99,8 @@ def forward_for(*tensors):
 
 @na_forward.register_fake
 def _(query, key, value, additional_keys, additional_values, kernel_size, stride,
-      dilation, is_causal, scale, backend, deterministic):
+      dilation, is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None,
+      backward_q_tile=None, backward_kv_tile=None):
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     return output, lse
@@ -104,10 +113,11 @@ def _no_tensor(like: Tensor) -> Tensor:
 
 def backward_eager(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
                    additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
-                   deterministic):
+                   deterministic, q_tile=None, kv_tile=None):
     """The backward op's body; grad_lse may be None (no gradient flows into
     the LSE). Returns dq, dk, dv and the additional-KV gradients (None
-    without additional KV)."""
+    without additional KV). q_tile/kv_tile force the sm90 backward's tiles
+    (NATTEN's backward_q/kv_tile_shape)."""
     grad_query = query.new_empty(query.shape)
     grad_key = key.new_empty(key.shape)
     grad_value = value.new_empty(value.shape)
@@ -121,7 +131,8 @@ def backward_eager(grad_output, grad_lse, query, key, value, output, lse, additi
                     _export(lse), _export(grad_output), _export(grad_lse),
                     _export(additional_keys), _export(additional_values),
                     _export(grad_query), _export(grad_key), _export(grad_value),
-                    _export(grad_xk), _export(grad_xv), window, backend, stream, deterministic)
+                    _export(grad_xk), _export(grad_xv), window, backend, stream, deterministic,
+                    q_tile, kv_tile)
     return grad_query, grad_key, grad_value, grad_xk, grad_xv
 
 
@@ -131,11 +142,13 @@ def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tenso
                 additional_keys: Optional[Tensor], additional_values: Optional[Tensor],
                 kernel_size: List[int], stride: List[int], dilation: List[int],
                 is_causal: List[bool], scale: Optional[float],
-                backend: str, deterministic: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                backend: str, deterministic: bool, q_tile: Optional[List[int]] = None,
+                kv_tile: Optional[List[int]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     dq, dk, dv, dxk, dxv = backward_eager(
         grad_output, grad_lse, query, key, value, output, lse, additional_keys,
         additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
-        deterministic)
+        deterministic, q_tile, kv_tile)
     if additional_keys is None:
         dxk, dxv = _no_tensor(query), _no_tensor(query)
     return dq, dk, dv, dxk, dxv
@@ -144,7 +157,7 @@ def na_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tenso
 @na_backward.register_fake
 def _(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
       additional_values, kernel_size, stride, dilation, is_causal, scale, backend,
-      deterministic):
+      deterministic, q_tile=None, kv_tile=None):
     has_extra = additional_keys is not None
     return (query.new_empty(query.shape), key.new_empty(key.shape),
             value.new_empty(value.shape),
@@ -153,12 +166,13 @@ def _(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
             else _no_tensor(query))
 
 
-def _remember(ctx, tensors, out, lse, window, deterministic):
+def _remember(ctx, tensors, out, lse, window, deterministic, backward_tiles):
     """What both autograd paths (the custom op, _EagerAutograd) keep."""
     query, key, value, additional_keys, additional_values = tensors
     ctx.save_for_backward(query, key, value, out, lse, additional_keys, additional_values)
     ctx.window = tuple(window)  # kernel_size, stride, dilation, is_causal, scale, backend
     ctx.deterministic = deterministic
+    ctx.backward_tiles = tuple(backward_tiles)  # q_tile, kv_tile of the sm90 backward
 
 
 def _gradients(ctx, grad_output, grad_lse, run):
@@ -170,7 +184,7 @@ def _gradients(ctx, grad_output, grad_lse, run):
         grad_output = torch.zeros_like(out)
     deterministic = ctx.deterministic or torch.are_deterministic_algorithms_enabled()
     return run(grad_output, grad_lse, query, key, value, out, lse, additional_keys,
-               additional_values, *ctx.window, deterministic)
+               additional_values, *ctx.window, deterministic, *ctx.backward_tiles)
 
 
 def _through_op(grad_output, grad_lse, query, key, value, out, lse, additional_keys, *rest):
@@ -186,11 +200,11 @@ def _through_op(grad_output, grad_lse, query, key, value, out, lse, additional_k
 
 
 def _setup_context(ctx, inputs, output):
-    _remember(ctx, inputs[:5], *output, inputs[5:11], inputs[11])
+    _remember(ctx, inputs[:5], *output, inputs[5:11], inputs[11], inputs[14:16])
 
 
 def _backward(ctx, grad_output, grad_lse):
-    return _gradients(ctx, grad_output, grad_lse, _through_op) + (None,) * 7
+    return _gradients(ctx, grad_output, grad_lse, _through_op) + (None,) * 11
 
 
 na_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -202,11 +216,14 @@ class _EagerAutograd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, additional_keys, additional_values, kernel_size, stride,
-                dilation, is_causal, scale, backend, deterministic):
+                dilation, is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None,
+                backward_q_tile=None, backward_kv_tile=None):
         out, lse = forward_eager(query, key, value, additional_keys, additional_values,
-                                 kernel_size, stride, dilation, is_causal, scale, backend)
+                                 kernel_size, stride, dilation, is_causal, scale, backend,
+                                 deterministic, q_tile, kv_tile)
         _remember(ctx, (query, key, value, additional_keys, additional_values), out, lse,
-                  (kernel_size, stride, dilation, is_causal, scale, backend), deterministic)
+                  (kernel_size, stride, dilation, is_causal, scale, backend), deterministic,
+                  (backward_q_tile, backward_kv_tile))
         # An unused LSE then has no gradient (None), rather than zeros to read.
         ctx.set_materialize_grads(False)
         return out, lse
@@ -214,4 +231,7 @@ class _EagerAutograd(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        return _gradients(ctx, grad_output, grad_lse, backward_eager) + (None,) * 7
+        return _gradients(ctx, grad_output, grad_lse, backward_eager) + (None,) * 11
+
+
+from ._torch_dense_ops import attention  # noqa: E402,F401  (registers gna::attention_*)

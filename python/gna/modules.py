@@ -20,6 +20,9 @@ class _NeighborhoodAttention(nn.Module):
                 raise ValueError(f"{name} = {value}: must be >= 1")
         if embed_dim % num_heads != 0:
             raise ValueError(f"num_heads = {num_heads}: must divide embed_dim = {embed_dim}")
+        # NATTEN's public attributes, same names and values.
+        self.na_dim = self.rank
+        self.expected_input_tensor_rank = self.rank + 2  # batch, *spatial, embed_dim
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -27,6 +30,7 @@ class _NeighborhoodAttention(nn.Module):
         self.stride = tuple(args.per_axis(stride, self.rank, "stride"))
         self.dilation = tuple(args.per_axis(dilation, self.rank, "dilation"))
         self.is_causal = tuple(args.per_axis(is_causal, self.rank, "is_causal", is_flag=True))
+        # qk_scale None or 0: the default, as in the functions (docs/natten.md).
         self.scale = args.optional_scale(qk_scale) or self.head_dim ** -0.5
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=qkv_bias)
         self.proj = nn.Linear(embed_dim, embed_dim)
@@ -35,8 +39,9 @@ class _NeighborhoodAttention(nn.Module):
     def forward(self, x):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != self.rank + 2:
-            raise ValueError(f"x.ndim = {x.dim()}: expected {self.rank + 2} dimensions "
+        if x.dim() != self.expected_input_tensor_rank:
+            raise ValueError(f"x.ndim = {x.dim()}: expected {self.expected_input_tensor_rank} "
+                             "dimensions "
                              f"[batch, {self.rank} spatial, embed_dim]")
         if x.shape[-1] != self.embed_dim:
             raise ValueError(f"x.shape[-1] = {x.shape[-1]}: expected embed_dim = "

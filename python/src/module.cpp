@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gna/gna.hpp"
@@ -77,10 +78,54 @@ Options options_of(const std::string& backend, uintptr_t stream) {
   return o;
 }
 
+// NATTEN's q_tile_shape / kv_tile_shape: the sm90 forward's tiles (other
+// backends have none). Both or neither; the sm90 backend checks the values.
+std::optional<TileConfig> tiles_of(const std::optional<std::vector<int64_t>>& q_tile,
+                                   const std::optional<std::vector<int64_t>>& kv_tile, int rank,
+                                   KvTiling kv_tiling = KvTiling::window_start) {
+  if (!q_tile && !kv_tile) return std::nullopt;
+  if (!q_tile || !kv_tile) {
+    throw Error(ErrorKind::value, q_tile ? "kv_tile_shape" : "q_tile_shape",
+                std::string(q_tile ? "kv_tile_shape" : "q_tile_shape") +
+                    " = None: pass q_tile_shape and kv_tile_shape together, or neither");
+  }
+  TileConfig t;
+  t.rank = rank;
+  t.kv_tiling = kv_tiling;
+  for (const auto& [name, tile, out] :
+       {std::tuple{"q_tile_shape", &*q_tile, t.q_tile}, {"kv_tile_shape", &*kv_tile, t.kv_tile}}) {
+    if (tile->size() != static_cast<size_t>(rank)) {
+      throw Error(ErrorKind::value, name,
+                  std::string(name) + " has " + std::to_string(tile->size()) +
+                      " entries: expected " + std::to_string(rank) + " (one per spatial axis)");
+    }
+    for (int a = 0; a < rank; ++a) out[a] = (*tile)[a];
+  }
+  return t;
+}
+
+Sequences sequences_of(const std::optional<std::vector<int64_t>>& query_offsets,
+                       const std::optional<std::vector<int64_t>>& key_offsets) {
+  Sequences s;
+  if (query_offsets.has_value() != key_offsets.has_value()) {
+    const char* missing = query_offsets ? "cumulative_seqlen_KV" : "cumulative_seqlen_Q";
+    throw Error(ErrorKind::value, missing,
+                std::string(missing) +
+                    " = None: pass cumulative_seqlen_Q and cumulative_seqlen_KV together");
+  }
+  if (query_offsets) {
+    s.query_offsets = *query_offsets;
+    s.key_offsets = *key_offsets;
+  }
+  return s;
+}
+
 std::string forward(const InArray& query, const InArray& key, const InArray& value,
                     const OutArray& output, const OutArray& lse,
                     const InArray& additional_keys, const InArray& additional_values,
-                    const Window& window, const std::string& backend, uintptr_t stream) {
+                    const Window& window, const std::string& backend, uintptr_t stream,
+                    const std::optional<std::vector<int64_t>>& q_tile,
+                    const std::optional<std::vector<int64_t>>& kv_tile) {
   ForwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -90,7 +135,8 @@ std::string forward(const InArray& query, const InArray& key, const InArray& val
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
   const Params params = params_of(window);
-  const Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream);
+  options.tiles = tiles_of(q_tile, kv_tile, params.rank);
   // The views keep no Python object alive themselves; the caller's
   // arguments do, so the work can run without the GIL.
   nb::gil_scoped_release no_gil;
@@ -104,7 +150,9 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const OutArray& grad_key, const OutArray& grad_value,
                      const OutArray& grad_additional_keys,
                      const OutArray& grad_additional_values, const Window& window,
-                     const std::string& backend, uintptr_t stream, bool deterministic) {
+                     const std::string& backend, uintptr_t stream, bool deterministic,
+                     const std::optional<std::vector<int64_t>>& q_tile,
+                     const std::optional<std::vector<int64_t>>& kv_tile) {
   BackwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -123,8 +171,61 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   const Params params = params_of(window);
   Options options = options_of(backend, stream);
   options.deterministic = deterministic;
+  // The sm90 backward's KV tiles lie on the fixed grid.
+  options.tiles = tiles_of(q_tile, kv_tile, params.rank, KvTiling::fixed_grid);
   nb::gil_scoped_release no_gil;
   return gna::backward(params, args, options);
+}
+
+std::string attention_forward(const InArray& query, const InArray& key, const InArray& value,
+                              const OutArray& output, const OutArray& lse, bool is_causal,
+                              std::optional<double> scale,
+                              const std::optional<std::vector<int64_t>>& query_offsets,
+                              const std::optional<std::vector<int64_t>>& key_offsets,
+                              const std::string& backend, uintptr_t stream,
+                              const std::optional<std::vector<int64_t>>& q_tile,
+                              const std::optional<std::vector<int64_t>>& kv_tile) {
+  ForwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  const Sequences sequences = sequences_of(query_offsets, key_offsets);
+  Options options = options_of(backend, stream);
+  options.tiles = tiles_of(q_tile, kv_tile, 1);
+  nb::gil_scoped_release no_gil;
+  return gna::attention_forward(DenseParams{is_causal, scale}, args, sequences, options);
+}
+
+std::string attention_backward(const InArray& query, const InArray& key, const InArray& value,
+                               const InArray& output, const InArray& lse,
+                               const InArray& grad_output, const InArray& grad_lse,
+                               const OutArray& grad_query, const OutArray& grad_key,
+                               const OutArray& grad_value, bool is_causal,
+                               std::optional<double> scale,
+                               const std::optional<std::vector<int64_t>>& query_offsets,
+                               const std::optional<std::vector<int64_t>>& key_offsets,
+                               const std::string& backend, uintptr_t stream, bool deterministic,
+                               const std::optional<std::vector<int64_t>>& q_tile,
+                               const std::optional<std::vector<int64_t>>& kv_tile) {
+  BackwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  args.grad_output = view_of(grad_output, "grad_output");
+  args.grad_lse = view_of(grad_lse, "grad_lse");
+  args.grad_query = view_of(grad_query, "grad_query");
+  args.grad_key = view_of(grad_key, "grad_key");
+  args.grad_value = view_of(grad_value, "grad_value");
+  const Sequences sequences = sequences_of(query_offsets, key_offsets);
+  Options options = options_of(backend, stream);
+  options.deterministic = deterministic;
+  options.tiles = tiles_of(q_tile, kv_tile, 1, KvTiling::fixed_grid);
+  nb::gil_scoped_release no_gil;
+  return gna::attention_backward(DenseParams{is_causal, scale}, args, sequences, options);
 }
 
 // Problem-level names the C++ core reports, as the Python argument that
@@ -139,8 +240,17 @@ const char* python_argument(const std::string& argument) {
   return nullptr;
 }
 
-// gna::Error -> ValueError / TypeError / RuntimeError with the message kept
-// and the C++ argument name in the exception's `argument` attribute.
+// "backend = auto: no backend can run ...": NATTEN's class for a valid
+// problem none of its backends runs is NotImplementedError; an explicitly
+// named backend that cannot run it stays a ValueError.
+bool no_backend_at_all(const Error& e) {
+  return e.kind() == ErrorKind::unsupported && e.argument() == "backend" &&
+         std::string(e.what()).rfind("backend = auto:", 0) == 0;
+}
+
+// gna::Error -> ValueError / TypeError / NotImplementedError / RuntimeError
+// with the message kept and the C++ argument name in the exception's
+// `argument` attribute.
 void translate_error(const std::exception_ptr& error, void*) {
   try {
     std::rethrow_exception(error);
@@ -152,6 +262,7 @@ void translate_error(const std::exception_ptr& error, void*) {
       case ErrorKind::type: type = PyExc_TypeError; break;
       case ErrorKind::runtime: type = PyExc_RuntimeError; break;
     }
+    if (no_backend_at_all(e)) type = PyExc_NotImplementedError;
     std::string message = e.what();
     if (const char* name = python_argument(e.argument())) message = name + (": " + message);
     nb::object exception = nb::handle(type)(message);
@@ -183,8 +294,24 @@ NB_MODULE(_C, m) {
   m.def("forward", &forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse").none(), nb::arg("additional_keys").none(),
         nb::arg("additional_values").none(), nb::arg("window"), nb::arg("backend") = "auto",
-        nb::arg("stream") = 0,
-        "Writes output (and lse when given); returns the name of the backend that ran.");
+        nb::arg("stream") = 0, nb::arg("q_tile").none() = nb::none(),
+        nb::arg("kv_tile").none() = nb::none(),
+        "Writes output (and lse when given); returns the name of the backend that ran.\n"
+        "q_tile/kv_tile (both or neither) force the sm90 forward's tiles.");
+  m.def("attention_forward", &attention_forward, nb::arg("query"), nb::arg("key"),
+        nb::arg("value"), nb::arg("output"), nb::arg("lse").none(), nb::arg("is_causal"),
+        nb::arg("scale").none(), nb::arg("query_offsets").none(), nb::arg("key_offsets").none(),
+        nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("q_tile").none() = nb::none(),
+        nb::arg("kv_tile").none() = nb::none(),
+        "Dense (cross-, variable-length) attention [B, L, H, D]; offsets: packed sequences.");
+  m.def("attention_backward", &attention_backward, nb::arg("query"), nb::arg("key"),
+        nb::arg("value"), nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
+        nb::arg("grad_lse").none(), nb::arg("grad_query"), nb::arg("grad_key"),
+        nb::arg("grad_value"), nb::arg("is_causal"), nb::arg("scale").none(),
+        nb::arg("query_offsets").none(), nb::arg("key_offsets").none(),
+        nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
+        nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
+        "Gradients of attention_forward.");
   m.def("backward", &backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
         nb::arg("grad_lse").none(), nb::arg("additional_keys").none(),
@@ -192,7 +319,9 @@ NB_MODULE(_C, m) {
         nb::arg("grad_value"), nb::arg("grad_additional_keys").none(),
         nb::arg("grad_additional_values").none(), nb::arg("window"),
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
-        "Writes the gradients; returns the name of the backend that ran.");
+        nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
+        "Writes the gradients; returns the name of the backend that ran.\n"
+        "q_tile/kv_tile (both or neither) force the sm90 backward's tiles.");
   m.def("backend_names", &gna::backend_names, "Backends compiled into this build.");
   m.def("version", &gna::version, "The library's version (the file VERSION of the source tree).");
   m.def("set_thread_source", &set_thread_source, nb::arg("source").none(),

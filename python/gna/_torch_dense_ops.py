@@ -1,0 +1,159 @@
+"""The custom ops gna::attention_forward / gna::attention_backward: dense,
+cross- and variable-length attention through the C++ core's
+attention_forward/backward, with autograd and torch.compile like the
+neighborhood ops of _torch_ops."""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from . import _C
+from ._torch_ops import _export, _is_compiling, _runtime
+
+
+def _offsets(cumulative: Optional[Tensor]) -> Optional[List[int]]:
+    # The core reads the offsets on the host: free for CPU tensors, one
+    # device-to-host copy (a sync) for CUDA ones (docs/natten.md).
+    return None if cumulative is None else cumulative.tolist()
+
+
+def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
+                  deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
+                  backward_kv_tile=None):
+    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
+    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
+    device, stream = _runtime(query)
+    with device:
+        _C.attention_forward(_export(query), _export(key), _export(value), _export(output),
+                             _export(lse), is_causal, scale, _offsets(cumulative_q),
+                             _offsets(cumulative_kv), backend, stream, q_tile, kv_tile)
+    return output, lse
+
+
+def backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumulative_q,
+                   cumulative_kv, is_causal, scale, backend, deterministic, q_tile=None,
+                   kv_tile=None):
+    grad_query = query.new_empty(query.shape)
+    grad_key = key.new_empty(key.shape)
+    grad_value = value.new_empty(value.shape)
+    device, stream = _runtime(query)
+    with device:
+        _C.attention_backward(_export(query), _export(key), _export(value),
+                              _export(output), _export(lse), _export(grad_output),
+                              _export(grad_lse), _export(grad_query), _export(grad_key),
+                              _export(grad_value), is_causal, scale, _offsets(cumulative_q),
+                              _offsets(cumulative_kv), backend, stream, deterministic, q_tile,
+                              kv_tile)
+    return grad_query, grad_key, grad_value
+
+
+@torch.library.custom_op("gna::attention_forward", mutates_args=())
+def attention_forward(query: Tensor, key: Tensor, value: Tensor,
+                      cumulative_q: Optional[Tensor], cumulative_kv: Optional[Tensor],
+                      is_causal: bool, scale: Optional[float], backend: str,
+                      deterministic: bool, q_tile: Optional[List[int]] = None,
+                      kv_tile: Optional[List[int]] = None,
+                      backward_q_tile: Optional[List[int]] = None,
+                      backward_kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
+    return forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale,
+                         backend, deterministic, q_tile, kv_tile)
+
+
+@attention_forward.register_fake
+def _(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend, deterministic,
+      q_tile=None, kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
+    return (query.new_empty((*query.shape[:-1], value.shape[-1])),
+            query.new_empty(query.shape[:-1], dtype=torch.float32))
+
+
+@torch.library.custom_op("gna::attention_backward", mutates_args=())
+def attention_backward(grad_output: Tensor, grad_lse: Tensor, query: Tensor, key: Tensor,
+                       value: Tensor, output: Tensor, lse: Tensor,
+                       cumulative_q: Optional[Tensor], cumulative_kv: Optional[Tensor],
+                       is_causal: bool, scale: Optional[float], backend: str,
+                       deterministic: bool, q_tile: Optional[List[int]] = None,
+                       kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    return backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumulative_q,
+                          cumulative_kv, is_causal, scale, backend, deterministic, q_tile,
+                          kv_tile)
+
+
+@attention_backward.register_fake
+def _(grad_output, grad_lse, query, key, value, output, lse, cumulative_q, cumulative_kv,
+      is_causal, scale, backend, deterministic, q_tile=None, kv_tile=None):
+    return query.new_empty(query.shape), key.new_empty(key.shape), value.new_empty(value.shape)
+
+
+def _remember(ctx, query, key, value, cumulative_q, cumulative_kv, out, lse, knobs):
+    ctx.save_for_backward(query, key, value, out, lse, cumulative_q, cumulative_kv)
+    ctx.knobs = knobs  # is_causal, scale, backend, deterministic, backward tiles (2)
+
+
+def _gradients(ctx, grad_output, grad_lse, run, needs_lse_gradient):
+    query, key, value, out, lse, cumulative_q, cumulative_kv = ctx.saved_tensors
+    if grad_output is None:
+        grad_output = torch.zeros_like(out)
+    if grad_lse is None and needs_lse_gradient:
+        grad_lse = torch.zeros_like(lse)
+    is_causal, scale, backend, deterministic, q_tile, kv_tile = ctx.knobs
+    deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
+    return run(grad_output, grad_lse, query, key, value, out, lse, cumulative_q, cumulative_kv,
+               is_causal, scale, backend, deterministic, q_tile, kv_tile)
+
+
+def _setup_context(ctx, inputs, output):
+    _remember(ctx, *inputs[:5], *output, (*inputs[5:9], *inputs[11:13]))
+
+
+def _backward(ctx, grad_output, grad_lse):
+    dq, dk, dv = _gradients(ctx, grad_output, grad_lse, torch.ops.gna.attention_backward, True)
+    return (dq, dk, dv) + (None,) * 10
+
+
+attention_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerAutograd(torch.autograd.Function):
+    """Eager autograd without the op dispatcher (as in _torch_ops)."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
+                deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
+        out, lse = forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal,
+                                 scale, backend, deterministic, q_tile, kv_tile)
+        _remember(ctx, query, key, value, cumulative_q, cumulative_kv, out, lse,
+                  (is_causal, scale, backend, deterministic, backward_q_tile, backward_kv_tile))
+        ctx.set_materialize_grads(False)
+        return out, lse
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output, grad_lse):
+        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 10
+
+
+def _forward_for(query, key, value):
+    if _is_compiling():
+        return torch.ops.gna.attention_forward
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value)):
+        return _EagerAutograd.apply
+    return forward_eager
+
+
+def attention(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
+              deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
+    """The forward for attention(). On CUDA, a backward of more queries
+    than keys (whose key gradients add over query pieces, which the core
+    does on the host only) runs as one call per piece of at most Lk
+    queries, so autograd adds the pieces' key gradients."""
+    lq, lk = query.shape[1], key.shape[1]
+    pieces = (query.device.type == "cuda" and cumulative_q is None and 0 < lk < lq
+              and torch.is_grad_enabled()
+              and any(t.requires_grad for t in (query, key, value)))
+    run = _forward_for(query, key, value)
+    call = (is_causal, scale, backend, deterministic, q_tile, kv_tile, backward_q_tile,
+            backward_kv_tile)
+    if not pieces:
+        return run(query, key, value, cumulative_q, cumulative_kv, *call)
+    parts = [run(q, key, value, None, None, *call) for q in query.split(lk, dim=1)]
+    return torch.cat([o for o, _ in parts], dim=1), torch.cat([s for _, s in parts], dim=1)
