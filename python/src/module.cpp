@@ -120,18 +120,46 @@ Sequences sequences_of(const std::optional<std::vector<int64_t>>& query_offsets,
   return s;
 }
 
-std::string forward(const InArray& query, const InArray& key, const InArray& value,
-                    const OutArray& output, const OutArray& lse,
-                    const InArray& additional_keys, const InArray& additional_values,
-                    const Window& window, const std::string& backend, uintptr_t stream,
-                    const std::optional<std::vector<int64_t>>& q_tile,
-                    const std::optional<std::vector<int64_t>>& kv_tile) {
+// The views every forward call passes: inputs, output and LSE.
+ForwardArgs forward_views(const InArray& query, const InArray& key, const InArray& value,
+                          const OutArray& output, const OutArray& lse) {
   ForwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
   args.value = view_of(value, "value");
   args.output = view_of(output, "output");
   args.lse = view_of(lse, "lse");
+  return args;
+}
+
+// The views every backward call passes: the forward's tensors, the incoming
+// gradients and the gradients of query, key and value.
+BackwardArgs backward_views(const InArray& query, const InArray& key, const InArray& value,
+                            const InArray& output, const InArray& lse,
+                            const InArray& grad_output, const InArray& grad_lse,
+                            const OutArray& grad_query, const OutArray& grad_key,
+                            const OutArray& grad_value) {
+  BackwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.output = view_of(output, "output");
+  args.lse = view_of(lse, "lse");
+  args.grad_output = view_of(grad_output, "grad_output");
+  args.grad_lse = view_of(grad_lse, "grad_lse");
+  args.grad_query = view_of(grad_query, "grad_query");
+  args.grad_key = view_of(grad_key, "grad_key");
+  args.grad_value = view_of(grad_value, "grad_value");
+  return args;
+}
+
+std::string forward(const InArray& query, const InArray& key, const InArray& value,
+                    const OutArray& output, const OutArray& lse,
+                    const InArray& additional_keys, const InArray& additional_values,
+                    const Window& window, const std::string& backend, uintptr_t stream,
+                    const std::optional<std::vector<int64_t>>& q_tile,
+                    const std::optional<std::vector<int64_t>>& kv_tile) {
+  ForwardArgs args = forward_views(query, key, value, output, lse);
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
   const Params params = params_of(window);
@@ -153,19 +181,10 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const std::string& backend, uintptr_t stream, bool deterministic,
                      const std::optional<std::vector<int64_t>>& q_tile,
                      const std::optional<std::vector<int64_t>>& kv_tile) {
-  BackwardArgs args;
-  args.query = view_of(query, "query");
-  args.key = view_of(key, "key");
-  args.value = view_of(value, "value");
-  args.output = view_of(output, "output");
-  args.lse = view_of(lse, "lse");
-  args.grad_output = view_of(grad_output, "grad_output");
-  args.grad_lse = view_of(grad_lse, "grad_lse");
+  BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
+                                     grad_query, grad_key, grad_value);
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
-  args.grad_query = view_of(grad_query, "grad_query");
-  args.grad_key = view_of(grad_key, "grad_key");
-  args.grad_value = view_of(grad_value, "grad_value");
   args.grad_extra_key = view_of(grad_additional_keys, "grad_additional_keys");
   args.grad_extra_value = view_of(grad_additional_values, "grad_additional_values");
   const Params params = params_of(window);
@@ -185,12 +204,7 @@ std::string attention_forward(const InArray& query, const InArray& key, const In
                               const std::string& backend, uintptr_t stream,
                               const std::optional<std::vector<int64_t>>& q_tile,
                               const std::optional<std::vector<int64_t>>& kv_tile) {
-  ForwardArgs args;
-  args.query = view_of(query, "query");
-  args.key = view_of(key, "key");
-  args.value = view_of(value, "value");
-  args.output = view_of(output, "output");
-  args.lse = view_of(lse, "lse");
+  const ForwardArgs args = forward_views(query, key, value, output, lse);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
   Options options = options_of(backend, stream);
   options.tiles = tiles_of(q_tile, kv_tile, 1);
@@ -209,17 +223,8 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
                                const std::string& backend, uintptr_t stream, bool deterministic,
                                const std::optional<std::vector<int64_t>>& q_tile,
                                const std::optional<std::vector<int64_t>>& kv_tile) {
-  BackwardArgs args;
-  args.query = view_of(query, "query");
-  args.key = view_of(key, "key");
-  args.value = view_of(value, "value");
-  args.output = view_of(output, "output");
-  args.lse = view_of(lse, "lse");
-  args.grad_output = view_of(grad_output, "grad_output");
-  args.grad_lse = view_of(grad_lse, "grad_lse");
-  args.grad_query = view_of(grad_query, "grad_query");
-  args.grad_key = view_of(grad_key, "grad_key");
-  args.grad_value = view_of(grad_value, "grad_value");
+  const BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
+                                           grad_query, grad_key, grad_value);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
   Options options = options_of(backend, stream);
   options.deterministic = deterministic;
