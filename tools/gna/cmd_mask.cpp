@@ -58,6 +58,13 @@ int run_mask(int argc, char** argv) {
     return 0;
   }
 
+  // Every query is one line (or JSON object): past a million, the listing
+  // would run for hours; one query at a time stays cheap at any size.
+  constexpr int64_t kMaxListed = int64_t{1} << 20;
+  if (p.tokens() > kMaxListed) {
+    throw UsageError("--shape has " + std::to_string(p.tokens()) + " queries; gna mask lists at "
+                     "most " + std::to_string(kMaxListed) + " (give --query for one)");
+  }
   std::vector<int64_t> query(p.rank(), 0);
   std::vector<std::string> items;
   for (int64_t t = 0; t < p.tokens(); ++t) {
