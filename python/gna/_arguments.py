@@ -67,6 +67,21 @@ def framework_of(value, name):
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
+_REQUIRED = ("query", "key", "value")
+_DTYPE_RULE = "expected float16, bfloat16, float32 or float64"
+
+
+def _check_dtype(t, name, kind):
+    # Before DLPack, which cannot carry numpy object/str/void arrays or some
+    # torch dtypes (float8, quantized) and would fail without a name.
+    if kind == "torch":
+        ok = t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    else:
+        ok = t.dtype.kind == "f" and t.dtype.itemsize in (2, 4, 8)
+    if not ok:
+        raise TypeError(f"{name}.dtype = {t.dtype}: {_DTYPE_RULE}")
+
+
 def check_tensors(tensors, rank):
     """Checks a dict name -> tensor (None allowed for optional ones).
 
@@ -76,8 +91,11 @@ def check_tensors(tensors, rank):
     first = None
     for name, t in tensors.items():
         if t is None:
+            if name in _REQUIRED:
+                raise TypeError(f"{name} = None: a torch.Tensor or numpy.ndarray is required")
             continue
         kind = framework_of(t, name)
+        _check_dtype(t, name, kind)
         if framework is None:
             framework, first = kind, name
         elif kind != framework:
@@ -110,15 +128,26 @@ def optional_scale(scale):
     if scale is None:
         return None
     if isinstance(scale, numbers.Real) and not _is_bool(scale):
-        return float(scale)
+        try:
+            return float(scale)
+        except OverflowError:  # an int past the float range, e.g. 10**400
+            raise ValueError(f"scale = {_short(scale)}: |scale| must be at most 2^64 "
+                             "(1.8e19): scale * score would overflow") from None
     raise TypeError(f"scale = {scale!r}: expected a float or None, got {type(scale).__name__}")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 def backend_name(backend):
     if backend is None:
         return "auto"
     if isinstance(backend, str):
-        return backend
+        # The core takes UTF-8: lone surrogates travel escaped, so that its
+        # "unknown backend" message names them instead of an encoding error.
+        return backend.encode("utf-8", "backslashreplace").decode("utf-8")
     raise TypeError(f"backend = {backend!r}: expected a backend name (str) or None")
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import _C
+from ._outputs import allocate_outputs
 
 
 def _readable(array):
@@ -17,9 +18,14 @@ def _readable(array):
 
 def na_forward(query, key, value, additional_keys, additional_values, kernel_size, stride,
                dilation, is_causal, scale, backend, deterministic=False):
-    output = np.empty(query.shape[:-1] + value.shape[-1:], dtype=query.dtype)
-    lse = np.empty(query.shape[:-1], dtype=np.float32)
+    query, key, value = _readable(query), _readable(key), _readable(value)
+    additional_keys, additional_values = _readable(additional_keys), _readable(additional_values)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
-    _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
-               _readable(additional_keys), _readable(additional_values), window, backend, 0)
+    # _readable made the inputs native-endian; so is the output.
+    shape = query.shape[:-1] + value.shape[-1:]
+    output, lse = allocate_outputs(
+        lambda: (np.empty(shape, dtype=query.dtype), np.empty(query.shape[:-1], dtype=np.float32)),
+        shape, query, key, value, additional_keys, additional_values, window, backend)
+    _C.forward(query, key, value, output, lse, additional_keys, additional_values, window,
+               backend, 0)
     return output, lse

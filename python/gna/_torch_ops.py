@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from . import _C
+from ._outputs import allocate_outputs
 
 
 def _runtime(t: Tensor):
@@ -24,7 +25,16 @@ def _runtime(t: Tensor):
 
 def _readable(t: Optional[Tensor]) -> Optional[Tensor]:
     # DLPack refuses tensors that require grad; detach() shares the memory.
-    return None if t is None else t.detach()
+    if t is None:
+        return None
+    t = t.detach()
+    # DLPack has no negative or conjugate bit: a lazy view (x.conj().imag,
+    # torch._neg_view) would be read without its sign. Materialize it.
+    if t.is_neg():
+        t = t.resolve_neg()
+    if t.is_conj():
+        t = t.resolve_conj()
+    return t
 
 
 def forward_eager(query, key, value, additional_keys, additional_values, kernel_size,
@@ -32,13 +42,16 @@ def forward_eager(query, key, value, additional_keys, additional_values, kernel_
     """The forward op's body. Called directly (skipping the op dispatcher's
     per-call cost) when no autograd graph is recorded and nothing compiles.
     `deterministic` only travels to the backward: every forward is."""
-    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
-    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
+    query, key, value = _readable(query), _readable(key), _readable(value)
+    additional_keys, additional_values = _readable(additional_keys), _readable(additional_values)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
+    shape = (*query.shape[:-1], value.shape[-1])
+    output, lse = allocate_outputs(
+        lambda: (query.new_empty(shape), query.new_empty(query.shape[:-1], dtype=torch.float32)),
+        shape, query, key, value, additional_keys, additional_values, window, backend)
     device, stream = _runtime(query)
     with device:
-        _C.forward(_readable(query), _readable(key), _readable(value), output, lse,
-                   _readable(additional_keys), _readable(additional_values), window,
+        _C.forward(query, key, value, output, lse, additional_keys, additional_values, window,
                    backend, stream)
     return output, lse
 
