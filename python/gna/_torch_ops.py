@@ -74,7 +74,9 @@ def forward_for(*tensors):
     light autograd.Function when eager autograd records the call (the custom
     op's dispatch costs ~0.2 ms of host time per call, which a training step
     of a small problem would wait for), the op's body otherwise."""
-    if _is_compiling():
+    # Meta tensors (shapes without memory) have no DLPack export: the op's
+    # fake implementation answers them, as it does for torch.compile.
+    if _is_compiling() or any(t is not None and t.device.type == "meta" for t in tensors):
         return torch.ops.gna.na_forward
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _EagerAutograd.apply

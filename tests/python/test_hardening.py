@@ -165,3 +165,11 @@ def test_merge_refuses_non_float_parts(dtype, which):
 def test_merge_refuses_zero_dimensional_outputs():
     with pytest.raises(ValueError, match=r"outputs\[0\]\.ndim"):
         gna.merge_attentions([torch.tensor(1.0)], [torch.tensor(0.0)])
+
+
+def test_meta_tensors_give_shapes_forward_and_backward():
+    m = torch.randn(1, 8, 2, 4).to("meta").requires_grad_()
+    out = gna.na1d(m, m, m, 3)
+    assert out.shape == (1, 8, 2, 4) and out.device.type == "meta"
+    out.sum().backward()
+    assert m.grad.shape == m.shape and m.grad.device.type == "meta"
