@@ -166,7 +166,8 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
 // Problem-level names the C++ core reports, as the Python argument that
 // carries them, so every message names something the caller passed.
 const char* python_argument(const std::string& argument) {
-  const bool per_axis_extent = argument.rfind("extent[", 0) == 0;
+  // "extent[i]", or "extent" for a count of tokens or pairs past 2^62.
+  const bool per_axis_extent = argument.rfind("extent", 0) == 0;
   if (argument == "heads" || argument == "head_dim" || argument == "batch" || per_axis_extent) {
     return "query";
   }
