@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <random>
@@ -168,12 +169,20 @@ std::string shown(const std::vector<std::string>& args) {
   return s;
 }
 
+// GNA_CLI_FUZZ_SEED and GNA_CLI_FUZZ_RUNS change the seed and the run count,
+// for a longer hunt by hand; CI uses the fixed defaults.
+int64_t from_env(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoll(v, nullptr, 10) : fallback;
+}
+
 TEST(CliFuzz, MalformedFlagsExitWith0Or2OnOneLine) {
-  std::mt19937_64 rng(20261202);
+  std::mt19937_64 rng(static_cast<uint64_t>(from_env("GNA_CLI_FUZZ_SEED", 20261202)));
+  const int64_t runs = from_env("GNA_CLI_FUZZ_RUNS", kRuns);
   const std::string err_path =
       ::testing::TempDir() + "gna_cli_fuzz_" + std::to_string(getpid()) + ".err";
   int failures = 0;
-  for (int i = 0; i < kRuns && failures < 10; ++i) {
+  for (int64_t i = 0; i < runs && failures < 10; ++i) {
     const std::vector<std::string> args = random_command(rng);
     const Outcome r = run(args, err_path);
     const bool ok_status = r.exited && (r.status == 0 || r.status == 2);
