@@ -39,6 +39,9 @@ struct Options {
   // come; the other backends are deterministic anyway.
   bool deterministic = false;
   int threads = 0;  // CPU backends' threads; 0: GNA_NUM_THREADS, else the hardware's
+  // Check the call and choose its backend, run nothing: callers that
+  // allocate the outputs (the Python package) validate before allocating.
+  bool check_only = false;
 };
 
 // Builds the Problem the tensors describe and checks every input rule.

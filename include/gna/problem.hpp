@@ -19,6 +19,10 @@ struct AxisParams {
   bool is_causal = false;
 };
 
+// The largest |scale| validate() accepts, 2^64: beyond it scale * score
+// overflows the backends' float32 scores for ordinary inputs.
+constexpr double kMaxScale = 18446744073709551616.0;
+
 // What the user chooses independently of the tensors.
 struct Params {
   int rank = 1;  // spatial rank, 1..3

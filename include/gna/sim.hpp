@@ -117,6 +117,10 @@ RankedTiles choose_tiles(const Problem& problem, const CostModel& cost = {});
 // searched alone. 0 means no stride works on that axis. The strides in the
 // problem are ignored; additional KV is ignored (its ragged last tile is
 // masked whatever the stride).
+// Each axis' search looks at most kMaxStrideSearch query tiles (about k plus
+// the query tiles of the answer) and beyond that throws gna::Error naming
+// kernel_size, so it answers in well under a second.
+constexpr int64_t kMaxStrideSearch = int64_t{1} << 24;
 std::vector<int64_t> block_sparse_strides(const Problem& problem, const TileConfig& tiles);
 
 // The sm90 tiles that make the problem block-sparse with the smallest strides

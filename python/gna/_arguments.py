@@ -81,6 +81,22 @@ def framework_of(value, name):
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
+_REQUIRED = ("query", "key", "value")
+_DTYPE_RULE = "expected float16, bfloat16, float32 or float64"
+
+
+def _check_dtype(t, name, kind):
+    # Before DLPack, which cannot carry numpy object/str/void arrays or some
+    # torch dtypes (float8, quantized) and would fail without a name.
+    # A torch dtype no backend runs is NATTEN's NotImplementedError; a numpy
+    # array of no number type at all a TypeError.
+    if kind == "torch":
+        if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            raise NotImplementedError(f"{name}.dtype = {t.dtype}: {_DTYPE_RULE}")
+    elif not (t.dtype.kind == "f" and t.dtype.itemsize in (2, 4, 8)):
+        raise TypeError(f"{name}.dtype = {t.dtype}: {_DTYPE_RULE}")
+
+
 def check_tensors(tensors, rank):
     """Checks a dict name -> tensor (None allowed for optional ones).
 
@@ -90,8 +106,11 @@ def check_tensors(tensors, rank):
     first = None
     for name, t in tensors.items():
         if t is None:
+            if name in _REQUIRED:
+                raise TypeError(f"{name} = None: a torch.Tensor or numpy.ndarray is required")
             continue
         kind = framework_of(t, name)
+        _check_dtype(t, name, kind)
         if framework is None:
             framework, first = kind, name
         elif kind != framework:
@@ -107,20 +126,17 @@ def check_tensors(tensors, rank):
     return framework
 
 
-_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
 def _check_same_dtype(tensors, first):
-    # The core checks these too (TypeError); NATTEN's classes for them are
-    # NotImplementedError (no backend for the dtype) and ValueError (a mix).
-    dtype = tensors[first].dtype
-    if str(dtype).replace("torch.", "") not in _FLOAT_DTYPES:
-        raise NotImplementedError(f"{first}.dtype = {dtype}: expected float16, bfloat16, "
-                                  "float32 or float64")
+    # Each dtype passed _check_dtype; a mix is NATTEN's ValueError. numpy's
+    # byte order is not part of the dtype here (_numpy_ops reads any).
+    def key(t):
+        return t.dtype.newbyteorder("=") if isinstance(t, np.ndarray) else t.dtype
+
+    dtype = key(tensors[first])
     for name, t in tensors.items():
-        if t is not None and t.dtype != dtype:
-            raise ValueError(f"{name}.dtype = {t.dtype}: expected {dtype} (the dtype of "
-                             f"{first}); pass all tensors in one dtype")
+        if t is not None and key(t) != dtype:
+            raise ValueError(f"{name}.dtype = {t.dtype}: expected {tensors[first].dtype} (the "
+                             f"dtype of {first}); pass all tensors in one dtype")
 
 
 def _check_torch_devices(tensors, first):
@@ -145,8 +161,19 @@ def optional_scale(scale):
     if scale is None:
         return None
     if isinstance(scale, numbers.Real) and not _is_bool(scale):
-        return float(scale) if scale != 0 else None
+        if scale == 0:
+            return None
+        try:
+            return float(scale)
+        except OverflowError:  # an int past the float range, e.g. 10**400
+            raise ValueError(f"scale = {_short(scale)}: |scale| must be at most 2^64 "
+                             "(1.8e19): scale * score would overflow") from None
     raise TypeError(f"scale = {scale!r}: expected a float or None, got {type(scale).__name__}")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 # gna's backends, and NATTEN's names for the same kernels (docs/natten.md,

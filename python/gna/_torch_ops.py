@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from . import _C
+from ._outputs import allocate_outputs
 
 
 _current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
@@ -56,9 +57,13 @@ def forward_eager(query, key, value, additional_keys, additional_values, kernel_
     per-call cost) when no autograd graph is recorded and nothing compiles.
     `deterministic` and the backward tiles only travel to the backward.
     q_tile/kv_tile force the sm90 forward's tiles (NATTEN's tile shapes)."""
-    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
-    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     window = _C.Window(kernel_size, stride, dilation, is_causal, scale)
+    shape = (*query.shape[:-1], value.shape[-1])
+    output, lse = allocate_outputs(
+        lambda: (query.new_empty(shape), query.new_empty(query.shape[:-1], dtype=torch.float32)),
+        shape, lambda: _C.check_forward(_export(query), _export(key), _export(value),
+                                        _export(additional_keys), _export(additional_values),
+                                        window, backend))
     device, stream = _runtime(query)
     with device:
         _C.forward(_export(query), _export(key), _export(value), _export(output), _export(lse),
@@ -90,7 +95,9 @@ def forward_for(*tensors):
     light autograd.Function when eager autograd records the call (the custom
     op's dispatch costs ~0.2 ms of host time per call, which a training step
     of a small problem would wait for), the op's body otherwise."""
-    if _is_compiling():
+    # Meta tensors (shapes without memory) have no DLPack export: the op's
+    # fake implementation answers them, as it does for torch.compile.
+    if _is_compiling() or any(t is not None and t.device.type == "meta" for t in tensors):
         return torch.ops.gna.na_forward
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _EagerAutograd.apply

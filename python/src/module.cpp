@@ -171,6 +171,42 @@ std::string forward(const InArray& query, const InArray& key, const InArray& val
   return gna::forward(params, args, options);
 }
 
+// An output view the forward would write, [*query.shape[:-1], Dv], over
+// memory nobody reads or writes: check_forward runs nothing.
+TensorView unwritten_output(const TensorView& query, const TensorView& value) {
+  alignas(256) static unsigned char nowhere[256];
+  TensorView o = query;
+  if (o.ndim < 1) return o;
+  if (value.ndim >= 1) o.shape[o.ndim - 1] = value.shape[value.ndim - 1];
+  int64_t step = 1;
+  for (int i = o.ndim - 1; i >= 0; --i) {
+    o.stride[i] = step;
+    // Only the strides' signs and zeros are checked; saturate, never wrap.
+    step = o.shape[i] > 0 && step <= (int64_t{1} << 62) / o.shape[i] ? step * o.shape[i] : step;
+  }
+  o.data = nowhere;
+  return o;
+}
+
+// Every rule of a forward call (tensors, window, backend) checked before its
+// caller allocates the outputs: an output too large to allocate must not
+// hide the rule the inputs break.
+std::string check_forward(const InArray& query, const InArray& key, const InArray& value,
+                          const InArray& additional_keys, const InArray& additional_values,
+                          const Window& window, const std::string& backend) {
+  ForwardArgs args;
+  args.query = view_of(query, "query");
+  args.key = view_of(key, "key");
+  args.value = view_of(value, "value");
+  args.extra_key = view_of(additional_keys, "additional_keys");
+  args.extra_value = view_of(additional_values, "additional_values");
+  args.output = unwritten_output(args.query, args.value);
+  Options options;
+  options.backend = backend;
+  options.check_only = true;
+  return gna::forward(params_of(window), args, options);
+}
+
 std::string backward(const InArray& query, const InArray& key, const InArray& value,
                      const InArray& output, const InArray& lse, const InArray& grad_output,
                      const InArray& grad_lse, const InArray& additional_keys,
@@ -236,7 +272,8 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
 // Problem-level names the C++ core reports, as the Python argument that
 // carries them, so every message names something the caller passed.
 const char* python_argument(const std::string& argument) {
-  const bool per_axis_extent = argument.rfind("extent[", 0) == 0;
+  // "extent[i]", or "extent" for a count of tokens or pairs past 2^62.
+  const bool per_axis_extent = argument.rfind("extent", 0) == 0;
   if (argument == "heads" || argument == "head_dim" || argument == "batch" || per_axis_extent) {
     return "query";
   }
@@ -317,6 +354,10 @@ NB_MODULE(_C, m) {
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
         nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
         "Gradients of attention_forward.");
+  m.def("check_forward", &check_forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
+        nb::arg("additional_keys").none(), nb::arg("additional_values").none(),
+        nb::arg("window"), nb::arg("backend") = "auto",
+        "Checks a forward call without running it; returns the backend it would use.");
   m.def("backward", &backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"),
         nb::arg("grad_lse").none(), nb::arg("additional_keys").none(),

@@ -105,7 +105,7 @@ std::vector<std::string> backend_names() {
 std::string forward(const Params& params, const ForwardArgs& args, const Options& options) {
   const Problem p = make_problem(params, args);
   const detail::Backend* b = detail::choose(p, Pass::forward, args, options.backend);
-  if (!p.empty()) b->forward(p, args, options);
+  if (!p.empty() && !options.check_only) b->forward(p, args, options);
   return b->name();
 }
 
@@ -126,6 +126,7 @@ bool has_unattended_key_gradients(const BackwardArgs& a) {
 std::string backward(const Params& params, const BackwardArgs& args, const Options& options) {
   const Problem p = make_problem(params, args);
   const detail::Backend* b = detail::choose(p, Pass::backward, args, options.backend);
+  if (options.check_only) return b->name();
   if (!p.empty() || has_unattended_key_gradients(args)) b->backward(p, args, options);
   return b->name();
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/check.hpp"
+#include "core/checked.hpp"
 #include "gna/attention.hpp"
 
 namespace gna {
@@ -70,6 +71,15 @@ void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>&
     if (t.stride[i] < 0) {
       fail(ErrorKind::value, concat(name, ".stride[", i, "]"), t.stride[i], "must be >= 0");
     }
+  }
+  // The last element's offset (sum of (shape - 1) * stride) must be
+  // countable too: the strides are the caller's, not derived from the shape.
+  int64_t last = 0;
+  for (int i = 0; i < ndim && numel > 0; ++i) {
+    const std::string stride_name = concat(name, ".stride[", i, "]");
+    last = detail::checked_add(
+        last, detail::checked_mul(t.shape[i] - 1, t.stride[i], stride_name, "element offset"),
+        stride_name, "element offset");
   }
   // Stride 0 aliases elements of an output, unless it has no elements at all
   // (numpy gives empty arrays zero strides).

@@ -1,11 +1,13 @@
 #include "gna/problem.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "core/axes.hpp"
 #include "core/box.hpp"
 #include "core/check.hpp"
+#include "core/checked.hpp"
 
 namespace gna {
 
@@ -15,7 +17,10 @@ using detail::indexed;
 
 int64_t Problem::tokens() const {
   int64_t n = 1;
-  for (int a = 0; a < rank(); ++a) n *= extent[a];
+  for (int a = 0; a < rank(); ++a) {
+    if (extent[a] < 0) return 0;  // validate() names the negative extent
+    n = detail::checked_mul(n, extent[a], "extent", "the token count, the product of extents");
+  }
   return n;
 }
 
@@ -25,18 +30,54 @@ double Problem::scale() const {
 
 bool Problem::empty() const { return batch == 0 || heads == 0 || tokens() == 0; }
 
+namespace {
+
+// Keys seen by all queries of one dilation group of m tokens: the sum of
+// window::keys_seen over the group, in closed form so that huge axes cost
+// nothing (tests/core/window_test.cpp checks it against that loop).
+__int128 group_pairs(const window::Axis& ax, int64_t m) {
+  const __int128 k = ax.kernel, s = ax.stride, n = m;
+  // A non-causal window shifts inward at borders: always k keys (k <= m).
+  if (!ax.causal) return n * k;
+  // Causal: query p sees p + 1 - max(leader(p) - k + 1, 0) keys, where the
+  // leader of a full run r is r*s + s - 1 and that of a partial last run m - 1.
+  __int128 total = n * (n + 1) / 2;
+  const __int128 full_runs = n / s;
+  const __int128 first_cut = (k - s) / s + 1;  // first run with leader - k + 1 > 0
+  if (full_runs > first_cut) {
+    const __int128 runs = full_runs - first_cut;
+    const __int128 run_sum = (first_cut + full_runs - 1) * runs / 2;
+    total -= s * (s * run_sum + (s - k) * runs);
+  }
+  const __int128 partial = n - full_runs * s;
+  if (partial > 0 && n > k) total -= partial * (n - k);
+  return total;
+}
+
+// Sum of keys_seen over one axis: its dilation groups have two lengths.
+__int128 axis_pairs(const window::Axis& ax) {
+  const int64_t shorter = ax.length / ax.dilation, longer_groups = ax.length % ax.dilation;
+  __int128 sum = 0;
+  if (shorter > 0) sum += static_cast<__int128>(ax.dilation - longer_groups) * group_pairs(ax, shorter);
+  if (longer_groups > 0) sum += static_cast<__int128>(longer_groups) * group_pairs(ax, shorter + 1);
+  return sum;
+}
+
+}  // namespace
+
 // The neighborhood is a Cartesian product and so are the queries, so the
 // total pair count factorizes into per-axis sums.
 int64_t Problem::visible_pairs() const {
   if (empty()) return 0;
-  int64_t pairs = 1;
+  __int128 pairs = 1;
   for (int a = 0; a < rank(); ++a) {
-    const window::Axis ax = detail::axis_of(*this, a);
-    int64_t sum = 0;
-    for (int64_t i = 0; i < ax.length; ++i) sum += window::keys_seen(ax, i);
-    pairs *= sum;
+    pairs *= axis_pairs(detail::axis_of(*this, a));
+    if (pairs > detail::kMaxCount) {
+      fail(ErrorKind::value, "extent", describe(),
+           "more than 2^62 visible query-key pairs per batch and head");
+    }
   }
-  return pairs;
+  return static_cast<int64_t>(pairs);
 }
 
 double Problem::forward_flops() const {
@@ -77,6 +118,29 @@ std::string Problem::describe() const {
   if (extra_kv) os << " extra_kv=" << extra_kv;
   return os.str();
 }
+
+namespace {
+
+// Every tensor of the problem must have a countable element and byte size
+// (2^62), so that nothing downstream (allocation, offsets, loops) wraps.
+void check_sizes(const Problem& p) {
+  const int64_t t = p.tokens();
+  const auto bytes = static_cast<int64_t>(dtype_size(p.dtype));
+  using detail::checked_product;
+  checked_product({p.batch, t, p.heads, p.head_dim, bytes}, "batch",
+                  "query bytes, batch * tokens * heads * head_dim * element size");
+  checked_product({p.batch, t, p.heads, p.head_dim_v, bytes}, "batch",
+                  "output bytes, batch * tokens * heads * head_dim_v * element size");
+  checked_product({p.batch, t, p.kv_heads, std::max(p.head_dim, p.head_dim_v), bytes}, "batch",
+                  "key/value bytes, batch * tokens * kv_heads * head_dim * element size");
+  checked_product({p.batch, t, p.heads, 4}, "batch",
+                  "lse bytes, batch * tokens * heads * 4");
+  checked_product({p.batch, p.extra_kv, p.kv_heads, std::max(p.head_dim, p.head_dim_v), bytes},
+                  "additional_keys",
+                  "additional KV bytes, batch * tokens * kv_heads * head_dim * element size");
+}
+
+}  // namespace
 
 void validate(const Problem& p) {
   if (p.params.rank < 1 || p.params.rank > kMaxSpatialRank) {
@@ -125,6 +189,14 @@ void validate(const Problem& p) {
   if (p.params.scale && !std::isfinite(*p.params.scale)) {
     fail(ErrorKind::value, "scale", *p.params.scale, "must be a finite number");
   }
+  // Within 2^64, scale * score stays finite in float32 for every score of
+  // half-precision inputs and for ordinary scores of wider ones; a larger
+  // scale would overflow the backends' fp32 scores to inf and NaN.
+  if (p.params.scale && std::fabs(*p.params.scale) > kMaxScale) {
+    fail(ErrorKind::value, "scale", *p.params.scale,
+         "|scale| must be at most 2^64 (1.8e19): scale * score would overflow");
+  }
+  check_sizes(p);
 }
 
 std::vector<std::vector<int64_t>> neighborhood(const Problem& p,

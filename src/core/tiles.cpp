@@ -2,17 +2,23 @@
 
 #include <sstream>
 
+#include "core/checked.hpp"
+
 namespace gna {
 
 int64_t TileConfig::q_tokens() const {
   int64_t n = 1;
-  for (int a = 0; a < rank; ++a) n *= q_tile[a];
+  for (int a = 0; a < rank; ++a) {
+    n = detail::checked_mul(n, q_tile[a], "q_tile", "query tile tokens, the product of its extents");
+  }
   return n;
 }
 
 int64_t TileConfig::kv_tokens() const {
   int64_t n = 1;
-  for (int a = 0; a < rank; ++a) n *= kv_tile[a];
+  for (int a = 0; a < rank; ++a) {
+    n = detail::checked_mul(n, kv_tile[a], "kv_tile", "KV tile tokens, the product of its extents");
+  }
   return n;
 }
 

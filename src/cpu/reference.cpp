@@ -71,7 +71,9 @@ void forward(const Problem& p, const ForwardArgs& args, int threads) {
 
     size_t j = 0;
     auto accumulate = [&](const RowView& values, int64_t value_row) {
-      const double weight = std::exp(scores[j++] - lse);
+      // Normalized by the sum itself, not through lse: at huge scores the
+      // lse's max + log(sum) rounds to max and would lose the sum.
+      const double weight = std::exp(scores[j++] - max) / sum;
       for (int64_t e = 0; e < Dv; ++e) acc[e] += weight * values.load(value_row, e);
     };
     for_each_token(keys, [&](const int64_t* y) { accumulate(V, V.row(b, y, hk)); });
@@ -98,21 +100,25 @@ void backward(const Problem& p, const BackwardArgs& args, int threads) {
   const int64_t T = p.tokens(), H = p.heads, D = p.head_dim, Dv = p.head_dim_v;
   const int64_t group = p.heads / p.kv_heads;
   const double scale = p.scale();
-  auto lse_at = [&](int64_t b, const int64_t* x, int64_t h) {
-    return detail::load_as_double(args.lse.data, DType::f32, LSE.row(b, x, h));
-  };
-
+  // Float64 rows recompute their softmax here (its max and sum) instead of
+  // reading the float32 lse, whose rounding would limit float64 gradients at
+  // large scores. Narrower dtypes read the lse they are given, as every
+  // other backend does (for them float32 is not the narrower part).
+  const bool recompute = p.dtype == DType::f64;
+  const size_t rows = static_cast<size_t>(p.batch * T * H);
+  std::vector<double> row_max(rows), row_sum(rows);
   // delta_i = dO_i . O_i - dLSE_i: the softmax Jacobian's row term.
-  std::vector<double> delta(static_cast<size_t>(p.batch * T * H));
+  std::vector<double> delta(rows);
 
   parallel_for(p.batch * T * H, threads, [&](int64_t row) {
     const int64_t h = row % H, t = (row / H) % T, b = row / (H * T), hk = h / group;
     int64_t x[kMaxSpatialRank] = {0, 0, 0};
     token_coords(p, t, x);
-    thread_local std::vector<double> q, g, dq;
+    thread_local std::vector<double> q, g, dq, scores;
     q.resize(D);
     g.resize(Dv);
     dq.assign(D, 0.0);
+    scores.clear();
     Q.load_row(Q.row(b, x, h), D, q.data());
     dO.load_row(dO.row(b, x, h), Dv, g.data());
     double d = dot(g.data(), O, O.row(b, x, h), Dv);
@@ -120,14 +126,30 @@ void backward(const Problem& p, const BackwardArgs& args, int threads) {
       d -= detail::load_as_double(args.grad_lse.data, DType::f32, dLSE.row(b, x, h));
     }
     delta[row] = d;
-    const double lse = lse_at(b, x, h);
+    const Box keys = axes.keys_of(x);
+    for_each_token(keys, [&](const int64_t* y) {
+      scores.push_back(scale * dot(q.data(), K, K.row(b, y, hk), D));
+    });
+    for (int64_t n = 0; n < p.extra_kv; ++n) {
+      scores.push_back(scale * dot(q.data(), XK, extra_row(XK, b, n, hk), D));
+    }
+    double max = -INFINITY, sum = 0.0;
+    for (double s : scores) max = std::fmax(max, s);
+    for (double s : scores) sum += std::exp(s - max);
+    if (!recompute) {  // the given lse: max = lse, sum = 1
+      max = detail::load_as_double(args.lse.data, DType::f32, LSE.row(b, x, h));
+      sum = 1.0;
+    }
+    row_max[row] = max;
+    row_sum[row] = sum;
+    size_t j = 0;
     auto visit = [&](const RowView& keys, int64_t key_row, const RowView& values,
                      int64_t value_row) {
-      const double prob = std::exp(scale * dot(q.data(), keys, key_row, D) - lse);
+      const double prob = std::exp(scores[j++] - max) / sum;
       const double ds = prob * (dot(g.data(), values, value_row, Dv) - d);
       for (int64_t e = 0; e < D; ++e) dq[e] += ds * keys.load(key_row, e);
     };
-    for_each_token(axes.keys_of(x), [&](const int64_t* y) {
+    for_each_token(keys, [&](const int64_t* y) {
       visit(K, K.row(b, y, hk), V, V.row(b, y, hk));
     });
     for (int64_t n = 0; n < p.extra_kv; ++n) {
@@ -147,8 +169,9 @@ void backward(const Problem& p, const BackwardArgs& args, int threads) {
     double s = 0.0, dp = 0.0;
     for (int64_t e = 0; e < D; ++e) s += kg.q[e] * kg.k[e];
     for (int64_t e = 0; e < Dv; ++e) dp += kg.g[e] * kg.v[e];
-    const double prob = std::exp(scale * s - lse_at(b, x, h));
-    const double ds = prob * (dp - delta[(b * T + token_index(p, x)) * H + h]);
+    const size_t row = static_cast<size_t>((b * T + token_index(p, x)) * H + h);
+    const double prob = std::exp(scale * s - row_max[row]) / row_sum[row];
+    const double ds = prob * (dp - delta[row]);
     for (int64_t e = 0; e < Dv; ++e) kg.dv[e] += prob * kg.g[e];
     for (int64_t e = 0; e < D; ++e) kg.dk[e] += ds * kg.q[e];
   };

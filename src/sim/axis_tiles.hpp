@@ -32,6 +32,10 @@ struct AxisGroups {
   int64_t q_tiles() const;
 };
 
+// The most query (forward) or KV (backward) tiles one axis walk visits per
+// group length; beyond it the walk refuses, naming the extent.
+constexpr int64_t kMaxWalkTiles = int64_t{1} << 24;
+
 std::vector<AxisGroups> axis_tiles(const window::Axis& axis, int64_t q_extent,
                                    int64_t kv_extent, KvTiling tiling);
 
@@ -39,6 +43,12 @@ std::vector<AxisGroups> axis_tiles(const window::Axis& axis, int64_t q_extent,
 // (grid of q_extent) that see it (core/tile_walk.hpp).
 std::vector<AxisGroups> backward_axis_tiles(const window::Axis& axis, int64_t q_extent,
                                             int64_t kv_extent);
+
+// True when no KV tile of the forward walk along the axis needs the mask,
+// stopping at the first that does; each query tile looked at costs one of
+// `budget`, and a spent budget answers false (the caller reports it).
+bool axis_mask_free(const window::Axis& axis, int64_t q_extent, int64_t kv_extent,
+                    KvTiling tiling, int64_t& budget);
 
 // True when no visited KV tile along the axis needs the mask.
 bool axis_block_sparse(const std::vector<AxisGroups>& groups);

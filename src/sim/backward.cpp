@@ -6,6 +6,7 @@
 
 #include "core/axes.hpp"
 #include "core/check.hpp"
+#include "core/checked.hpp"
 #include "cuda/sm90/config.hpp"
 #include "gna/sim.hpp"
 #include "sim/axis_tiles.hpp"
@@ -16,18 +17,26 @@
 namespace gna::sim {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
-// Query tiles of one query head: per axis, the tiles of every dilation group.
+// Every figure is a count: one past 2^62 is an error naming the problem.
+int64_t mul(int64_t a, int64_t b) {
+  return gna::detail::checked_mul(a, b, "extent", "a simulated work figure");
+}
+int64_t add(int64_t a, int64_t b) {
+  return gna::detail::checked_add(a, b, "extent", "a simulated work figure");
+}
+
+// Query tiles of one query head: per axis, the tiles of every dilation group
+// (of two lengths: length / dilation and one more).
 int64_t query_tiles(const Problem& p, const TileConfig& tiles) {
   int64_t total = 1;
   for (int a = 0; a < p.rank(); ++a) {
     const window::Axis ax = gna::detail::axis_of(p, a);
-    int64_t along = 0;
-    for (int64_t g = 0; g < ax.dilation; ++g) {
-      along += ceil_div(window::group_length(ax, g), tiles.q_tile[a]);
-    }
-    total *= along;
+    const int64_t shorter = ax.length / ax.dilation, longer = ax.length % ax.dilation;
+    const int64_t along = add(mul(ax.dilation - longer, ceil_div(shorter, tiles.q_tile[a])),
+                              mul(longer, ceil_div(shorter + 1, tiles.q_tile[a])));
+    total = mul(total, along);
   }
   return total;
 }
@@ -55,10 +64,10 @@ BackwardSimResult simulate_backward(const Problem& p, const TileConfig& tiles) {
   }
   r.min_steps = INT64_MAX;
   for (const auto& [vc, count] : detail::combine_axes(axes)) {
-    const TileLoad load{group * vc.first, group * (vc.first - vc.second), count};
-    r.kv_ctas += count;
-    r.steps += load.visited * count;
-    r.masked_steps += load.masked * count;
+    const TileLoad load{mul(group, vc.first), mul(group, vc.first - vc.second), count};
+    r.kv_ctas = add(r.kv_ctas, count);
+    r.steps = add(r.steps, mul(load.visited, count));
+    r.masked_steps = add(r.masked_steps, mul(load.masked, count));
     r.min_steps = std::min(r.min_steps, load.visited);
     r.max_steps = std::max(r.max_steps, load.visited);
     r.loads.push_back(load);
@@ -70,12 +79,12 @@ BackwardSimResult simulate_backward(const Problem& p, const TileConfig& tiles) {
   r.q_tiles = query_tiles(p, tiles);
   r.extra_tiles = ceil_div(p.extra_kv, tiles.kv_tokens());
   if (r.extra_tiles > 0) {
-    const int64_t per_tile = group * r.q_tiles;
+    const int64_t per_tile = mul(group, r.q_tiles);
     const int64_t target = std::max<int64_t>(16, r.max_steps);
     r.extra_splits = ceil_div(per_tile, target);
     r.steps_per_split = ceil_div(per_tile, r.extra_splits);
     r.extra_splits = ceil_div(per_tile, r.steps_per_split);
-    r.extra_steps = r.extra_tiles * per_tile;
+    r.extra_steps = mul(r.extra_tiles, per_tile);
     const bool ragged = p.extra_kv % tiles.kv_tokens() != 0;
     const int64_t last = per_tile - (r.extra_splits - 1) * r.steps_per_split;
     for (int64_t t = 0; t < r.extra_tiles; ++t) {
@@ -89,9 +98,9 @@ BackwardSimResult simulate_backward(const Problem& p, const TileConfig& tiles) {
   });
 
   const int64_t tokens = p.tokens();
-  r.useful_work = group * (p.visible_pairs() + tokens * p.extra_kv);
-  r.work_done = (r.steps + r.extra_steps) * tiles.q_tokens() * tiles.kv_tokens();
-  const int64_t dense = group * tokens * (tokens + p.extra_kv);
+  r.useful_work = mul(group, add(p.visible_pairs(), mul(tokens, p.extra_kv)));
+  r.work_done = mul(mul(add(r.steps, r.extra_steps), tiles.q_tokens()), tiles.kv_tokens());
+  const int64_t dense = mul(mul(group, tokens), add(tokens, p.extra_kv));
   r.tile_bound = r.work_done > 0 ? static_cast<double>(dense) / static_cast<double>(r.work_done) : 1.0;
   return r;
 }

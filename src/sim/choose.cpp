@@ -46,7 +46,7 @@ std::vector<Extents> tile_shapes(const Problem& p, int64_t tokens, int64_t max_t
     for (int a = 0; a < p.rank(); ++a) {
       const window::Axis ax = gna::detail::axis_of(p, a);
       // The kernel loads axis 0 as several boxes when one would be too long.
-      fits_tma &= a == 0 || e[a] * ax.dilation <= max_tma_span;
+      fits_tma &= a == 0 || ax.dilation <= max_tma_span / e[a];  // e * d <= span, no overflow
       fits_axes &= e[a] <= next_pow2(window::group_length(ax, 0));
     }
     if (!fits_tma) continue;

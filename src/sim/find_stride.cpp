@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/axes.hpp"
+#include "core/check.hpp"
 #include "gna/sim.hpp"
 #include "sim/axis_tiles.hpp"
 #include "sim/tile_checks.hpp"
@@ -13,10 +14,22 @@
 namespace gna::sim {
 namespace {
 
+// Tries strides 1..k, each until its first masked query tile (an O(1) test
+// per tile), so a search costs about k plus the query tiles of the answer;
+// kMaxStrideSearch query tiles in all bound it.
 int64_t axis_stride(window::Axis axis, int64_t q_extent, int64_t kv_extent, KvTiling tiling) {
+  int64_t budget = kMaxStrideSearch;
   for (int64_t s = 1; s <= axis.kernel; ++s) {
     axis.stride = s;
-    if (detail::axis_block_sparse(detail::axis_tiles(axis, q_extent, kv_extent, tiling))) return s;
+    if (detail::axis_mask_free(axis, q_extent, kv_extent, tiling, budget)) return s;
+    if (budget < 0) {
+      gna::detail::fail(ErrorKind::value, "kernel_size", axis.kernel,
+                        gna::detail::concat("the mask-free stride search looks at most ",
+                                            kMaxStrideSearch, " query tiles per axis and ran out "
+                                            "at stride ", s, " (axis length ", axis.length,
+                                            ", query tile ", q_extent, ", KV tile ", kv_extent,
+                                            "): use larger tiles or a smaller problem"));
+    }
   }
   return 0;
 }

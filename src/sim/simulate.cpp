@@ -7,6 +7,7 @@
 
 #include "core/axes.hpp"
 #include "core/check.hpp"
+#include "core/checked.hpp"
 #include "gna/sim.hpp"
 #include "sim/axis_tiles.hpp"
 #include "sim/tile_checks.hpp"
@@ -42,16 +43,23 @@ SimResult simulate(const Problem& p, const TileConfig& tiles) {
   // Additional KV is one flat run of tokens after the neighborhood; only its
   // ragged last tile needs the mask.
   const int64_t kv_tokens = tiles.kv_tokens();
-  const int64_t extra_tiles = (p.extra_kv + kv_tokens - 1) / kv_tokens;
   const int64_t extra_masked = p.extra_kv % kv_tokens ? 1 : 0;
+  const int64_t extra_tiles = p.extra_kv / kv_tokens + extra_masked;
+  // Every figure is a count: one past 2^62 is an error naming the problem.
+  auto mul = [](int64_t a, int64_t b) {
+    return gna::detail::checked_mul(a, b, "extent", "a simulated work figure");
+  };
+  auto add = [](int64_t a, int64_t b) {
+    return gna::detail::checked_add(a, b, "extent", "a simulated work figure");
+  };
 
   r.min_visited = INT64_MAX;
   for (const auto& [vc, count] : forward_loads(p, tiles)) {
-    TileLoad load{vc.first + extra_tiles, vc.first - vc.second + extra_masked, count};
-    r.q_tiles += count;
-    r.visited_kv_tiles += load.visited * count;
-    r.masked_kv_tiles += load.masked * count;
-    r.extra_kv_tiles += extra_tiles * count;
+    TileLoad load{add(vc.first, extra_tiles), vc.first - vc.second + extra_masked, count};
+    r.q_tiles = add(r.q_tiles, count);
+    r.visited_kv_tiles = add(r.visited_kv_tiles, mul(load.visited, count));
+    r.masked_kv_tiles = add(r.masked_kv_tiles, mul(load.masked, count));
+    r.extra_kv_tiles = add(r.extra_kv_tiles, mul(extra_tiles, count));
     r.min_visited = std::min(r.min_visited, load.visited);
     r.max_visited = std::max(r.max_visited, load.visited);
     r.loads.push_back(load);
@@ -61,9 +69,9 @@ SimResult simulate(const Problem& p, const TileConfig& tiles) {
   });
 
   const int64_t tokens = p.tokens();
-  r.useful_work = p.visible_pairs() + tokens * p.extra_kv;
-  r.work_done = r.visited_kv_tiles * tiles.q_tokens() * kv_tokens;
-  r.dense_work = tokens * (tokens + p.extra_kv);
+  r.useful_work = add(p.visible_pairs(), mul(tokens, p.extra_kv));
+  r.work_done = mul(mul(r.visited_kv_tiles, tiles.q_tokens()), kv_tokens);
+  r.dense_work = mul(tokens, add(tokens, p.extra_kv));
   r.flop_bound = static_cast<double>(r.dense_work) / static_cast<double>(r.useful_work);
   r.tile_bound = static_cast<double>(r.dense_work) / static_cast<double>(r.work_done);
   return r;

@@ -1,6 +1,7 @@
 #include "sim/tile_checks.hpp"
 
 #include "core/check.hpp"
+#include "core/checked.hpp"
 
 namespace gna::sim {
 
@@ -19,6 +20,9 @@ void check_tiles(const Problem& p, const TileConfig& tiles) {
       fail(ErrorKind::value, indexed("kv_tile", a), tiles.kv_tile[a], "must be >= 1");
     }
   }
+  // Tile token counts, and the pairs of one tile pair, must be countable.
+  gna::detail::checked_mul(tiles.q_tokens(), tiles.kv_tokens(), "kv_tile",
+                           "query-key pairs of one tile pair, q tokens * kv tokens");
 }
 
 }  // namespace gna::sim

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -24,6 +25,20 @@ struct Outcome {
   int status = -1;  // exit status; -1 when killed by a signal
   std::string out, err;
 };
+
+// A sanitizer build notes each allocation it refuses on stderr
+// ("==pid==WARNING: AddressSanitizer failed to allocate ..."); that line is
+// the sanitizer's, not gna's, so it is left out of the one-line count.
+std::string without_sanitizer_notes(const std::string& err) {
+  std::string out, line;
+  std::istringstream in(err);
+  while (std::getline(in, line)) {
+    if (line.rfind("==", 0) == 0 && line.find("failed to allocate") != std::string::npos) continue;
+    out += line + "\n";
+  }
+  if (!err.empty() && err.back() != '\n' && !out.empty()) out.pop_back();
+  return out;
+}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -44,7 +59,7 @@ Outcome gna(const std::string& args) {
   Outcome r;
   if (raw != -1 && WIFEXITED(raw)) r.status = WEXITSTATUS(raw);
   r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
+  r.err = without_sanitizer_notes(slurp(base + ".err"));
   return r;
 }
 
@@ -134,8 +149,54 @@ INSTANTIATE_TEST_SUITE_P(
                       BadArguments{"check --cases 0", "--cases"},
                       BadArguments{"check --backend turbo", "turbo"},
                       BadArguments{"bench --dtype f8", "--dtype"},
-                      BadArguments{"bench --heads 3 --kv-heads 2", "kv_heads"}),
+                      BadArguments{"bench --heads 3 --kv-heads 2", "kv_heads"},
+                      // Issue 13's reproducers: overflowing sizes are named
+                      // errors, not SIGFPE / SIGSEGV / garbage with status 0.
+                      BadArguments{"sim --shape 8x8 --window 1 --q-tile 1x1 "
+                                   "--kv-tile 4294967296x4294967296", "kv_tile"},
+                      BadArguments{"bench --device cpu --shape 1 --window 1 --batch "
+                                   "4611686018427387904 --heads 1 --dim 1 --iters 1 --warmup 0",
+                                   "--batch"},
+                      BadArguments{"mask --shape 3037000500x3037000500 --window 1", "2^62"},
+                      BadArguments{"sim --shape 3037000500x3037000500 --window 1", "--shape"},
+                      BadArguments{"sim --heads 4611686018427387904 --shape 64 --window 3",
+                                   "2^62"},
+                      // A value holding a newline still makes one line.
+                      BadArguments{"sim --shape '5\n' --window 1", "'5\\n'"},
+                      BadArguments{"mask --shape 1 --window '1\n2'", "1\\n2"},
+                      // Out of memory (2^50 bytes: more than any address
+                      // space) is status 2 too, saying what was asked.
+                      BadArguments{"bench --device cpu --shape 1048576 --window 1 --batch 1024 "
+                                   "--heads 1024 --dim 256 --iters 1 --warmup 0",
+                                   "1125899906842624 bytes"},
+                      // Listing every query of a huge grid is refused up front.
+                      BadArguments{"mask --shape 100000x100 --window 3", "--query"},
+                      // The simulator's walks and the stride search are bounded.
+                      BadArguments{"sim --shape 1099511627776 --window 3", "at most"},
+                      BadArguments{"sim --shape 2147483648 --window 3 --q-tile 1 --kv-tile 1",
+                                   "at most 16777216 query tiles"},
+                      BadArguments{"sim --shape 2147483648 --window 3 --q-tile 1 --kv-tile 1 "
+                                   "--find-stride", "stride search"}),
     case_name);
+
+// Integers past 1e15 print exactly: 2^31 tokens give 2^62 dense pairs.
+TEST(Cli, JsonIntegersAreExact) {
+  const Outcome r = gna("sim --shape 2147483648 --window 3 --q-tile 128 --kv-tile 128 --json");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"dense_work\": 4611686018427387904,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"q_tiles\": 16777216,"), std::string::npos) << r.out;
+}
+
+// Issue 13's unbounded case: the stride search used to walk O(k m^2 / tiles).
+TEST(Cli, FindStrideAnswersQuickly) {
+  const auto start = std::chrono::steady_clock::now();
+  const Outcome r = gna("sim --shape 66444 --window 34310 --stride 6201 --find-stride --json");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"strides\": ["), std::string::npos) << r.out;
+  EXPECT_LT(seconds, 10.0);
+}
 
 TEST(Cli, CheckPassesOnRandomCases) {
   const Outcome r = gna("check --cases 5");

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
+#include <vector>
 
 #include "brute_force.hpp"
+#include "gna/error.hpp"
 #include "gna/sim.hpp"
 #include "random_tiles.hpp"
 
@@ -89,6 +92,55 @@ TEST(sim_find_stride, sm90_shape_with_the_smallest_mask_free_strides) {
     if (s[0] && s[1] && s[2]) {
       EXPECT_GE(s[0] * s[1] * s[2], product) << t.describe();
     }
+  }
+}
+
+}  // namespace
+}  // namespace gna::sim
+
+namespace gna::sim {
+namespace {
+
+// The search is bounded: 2^31 one-token query tiles are more than it looks
+// at, so it refuses, naming kernel_size, instead of walking for minutes.
+TEST(sim_find_stride, search_past_its_bound_is_a_named_error) {
+  Problem p;
+  p.params.rank = 1;
+  p.extent[0] = int64_t{1} << 31;
+  p.params.axis[0].kernel_size = 3;
+  TileConfig t;
+  t.rank = 1;
+  t.q_tile[0] = t.kv_tile[0] = 1;
+  try {
+    block_sparse_strides(p, t);
+    ADD_FAILURE() << "no error past the search bound";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "kernel_size");
+    EXPECT_NE(std::string(e.what()).find("at most"), std::string::npos) << e.what();
+  }
+  // Within the bound the same search answers (every one-token tile is clean).
+  p.extent[0] = int64_t{1} << 20;
+  EXPECT_EQ(block_sparse_strides(p, t), std::vector<int64_t>{1});
+}
+
+// The simulator's walk is bounded the same way, naming the extent.
+TEST(sim_simulate, walk_past_its_bound_is_a_named_error) {
+  Problem p;
+  p.params.rank = 1;
+  p.extent[0] = int64_t{1} << 31;
+  p.params.axis[0].kernel_size = 3;
+  TileConfig t;
+  t.rank = 1;
+  t.q_tile[0] = t.kv_tile[0] = 128;  // 2^24 query tiles: the most it walks
+  EXPECT_EQ(simulate(p, t).q_tiles, int64_t{1} << 24);
+  t.q_tile[0] = 64;  // 2^25
+  try {
+    simulate(p, t);
+    ADD_FAILURE() << "no error past the walk bound";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "extent");
+    EXPECT_NE(std::string(e.what()).find("at most 16777216 query tiles"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -51,16 +51,25 @@ std::vector<bool> parse_bools(const std::string& option, const std::string& text
 // Minimal JSON output.
 std::string json_string(const std::string& s);
 std::string json_number(double v);
+// Integers print exactly, whatever their size.
+template <typename T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+std::string json_number(T v) {
+  return std::to_string(v);
+}
 template <typename T>
 std::string json_list(const std::vector<T>& items) {
   std::string s = "[";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) s += ", ";
     if constexpr (std::is_same_v<T, std::string>) s += items[i];
-    else s += json_number(static_cast<double>(items[i]));
+    else s += json_number(items[i]);
   }
   return s + "]";
 }
+
+// `s` with newlines and other control characters escaped (\n, \x01), so an
+// error message that quotes a value stays one line.
+std::string one_line(const std::string& s);
 
 // Subcommands; each returns the process exit status.
 int run_mask(int argc, char** argv);

@@ -1,5 +1,6 @@
 // gna mask: which keys does a query see? Prints the neighborhood of one
 // query, or of every query, straight from the library's window arithmetic.
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ std::string keys_json(const std::vector<std::vector<int64_t>>& keys) {
   return json_list(items);
 }
 
+// Every listed key is printed: past this many the listing would run for
+// minutes and fill the disk, so it is refused up front.
+constexpr int64_t kMaxListed = int64_t{1} << 24;
+
 }  // namespace
 
 int run_mask(int argc, char** argv) {
@@ -41,6 +46,15 @@ int run_mask(int argc, char** argv) {
   const bool json = cmd.flag("json");
 
   if (cmd.has("query")) {
+    int64_t window = 1;  // the keys one query sees at most
+    for (int a = 0; a < p.rank(); ++a) {
+      const int64_t k = std::min(kMaxListed + 1, p.params.axis[a].kernel_size);
+      window = std::min(kMaxListed + 1, window * k);  // both <= 2^24 + 1: no overflow
+    }
+    if (window > kMaxListed) {
+      throw UsageError("--window covers more than " + std::to_string(kMaxListed) +
+                       " keys; gna mask lists at most that many");
+    }
     const std::vector<int64_t> query = parse_ints("query", cmd.text("query", ""));
     if (query.size() != static_cast<size_t>(p.rank())) {
       throw UsageError("--query needs " + std::to_string(p.rank()) + " coordinates, one per axis");
@@ -58,6 +72,11 @@ int run_mask(int argc, char** argv) {
     return 0;
   }
 
+  if (p.visible_pairs() > kMaxListed) {
+    throw UsageError("the problem has " + std::to_string(p.visible_pairs()) + " query-key pairs; "
+                     "gna mask lists at most " + std::to_string(kMaxListed) +
+                     " (give --query for one query)");
+  }
   std::vector<int64_t> query(p.rank(), 0);
   std::vector<std::string> items;
   for (int64_t t = 0; t < p.tokens(); ++t) {

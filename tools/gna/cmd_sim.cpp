@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "core/checked.hpp"
 #include "gna/error.hpp"
 #include "gna/sim.hpp"
 #include "problem_flags.hpp"
@@ -32,6 +33,12 @@ Problem sim_problem(const Command& cmd) {
   return p;
 }
 
+// CTAs of the launch: query tiles x heads x batch, a count like any other.
+int64_t ctas(const Problem& p, const sim::SimResult& s) {
+  return gna::detail::checked_product({s.q_tiles, p.heads, p.batch}, "batch",
+                                      "CTAs, query tiles * heads * batch");
+}
+
 sim::RankedTiles score(const Problem& p, const TileConfig& t) {
   return sim::rank_tiles(p, {t}).front();
 }
@@ -47,7 +54,7 @@ std::string figures_json(const Problem& p, const sim::RankedTiles& r) {
          ", \"kv_tile\": " + extents_json(r.tiles.kv_tile, p.rank()) +
          ", \"kv_tiling\": " + json_string(kv_tiling_name(r.tiles.kv_tiling)) +
          ", \"q_tiles\": " + json_number(s.q_tiles) +
-         ", \"ctas\": " + json_number(s.q_tiles * p.batch * p.heads) +
+         ", \"ctas\": " + json_number(ctas(p, s)) +
          ", \"visited_kv_tiles\": " + json_number(s.visited_kv_tiles) +
          ", \"masked_kv_tiles\": " + json_number(s.masked_kv_tiles) +
          ", \"extra_kv_tiles\": " + json_number(s.extra_kv_tiles) +
@@ -76,7 +83,7 @@ void print_figures(const Problem& p, const sim::RankedTiles& r) {
   std::printf("problem      %s\n", p.describe().c_str());
   std::printf("tiles        %s\n", r.tiles.describe().c_str());
   std::printf("query tiles  %lld per head (%lld CTAs)\n", static_cast<long long>(s.q_tiles),
-              static_cast<long long>(s.q_tiles * p.batch * p.heads));
+              static_cast<long long>(ctas(p, s)));
   std::printf("kv tiles     %lld visited (per query tile %lld..%lld, mean %.2f), %lld masked "
               "(%.1f%%), %lld of additional KV\n",
               static_cast<long long>(s.visited_kv_tiles), static_cast<long long>(s.min_visited),

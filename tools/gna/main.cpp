@@ -45,6 +45,16 @@ std::string option_hint(const std::string& argument) {
   return "";
 }
 
+void fail_line(const char* command, const std::string& message) {
+  std::fprintf(stderr, "gna %s: error: %s\n", command, gna::cli::one_line(message).c_str());
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string s = "gna";
+  for (int i = 1; i < argc; ++i) s += std::string(" ") + argv[i];
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,24 +74,24 @@ int main(int argc, char** argv) {
   }
   for (const Subcommand& s : kSubcommands) {
     if (name != s.name) continue;
+    // Every failure is status 2 and one line: bad input, a backend that
+    // cannot run the problem, memory or a device that gives out.
     try {
       return s.run(argc - 2, argv + 2);
     } catch (const gna::cli::UsageError& e) {
-      std::fprintf(stderr, "gna %s: error: %s\n", s.name, e.what());
-      return 2;
+      fail_line(s.name, e.what());
     } catch (const gna::Error& e) {
       const bool bad_input = e.kind() != gna::ErrorKind::runtime;
-      std::fprintf(stderr, "gna %s: error: %s%s\n", s.name, e.what(),
-                   bad_input ? option_hint(e.argument()).c_str() : "");
-      return bad_input ? 2 : 1;
+      fail_line(s.name, std::string(e.what()) + (bad_input ? option_hint(e.argument()) : ""));
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "gna %s: error: out of memory\n", s.name);
-      return 1;
+      fail_line(s.name, "out of memory: this machine cannot hold what the options ask for (" +
+                            command_line(argc, argv) + ")");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "gna %s: error: %s\n", s.name, e.what());
-      return 1;
+      fail_line(s.name, e.what());
     }
+    return 2;
   }
-  std::fprintf(stderr, "gna: error: unknown command '%s' (try gna --help)\n", name.c_str());
+  std::fprintf(stderr, "gna: error: unknown command '%s' (try gna --help)\n",
+               gna::cli::one_line(name).c_str());
   return 2;
 }

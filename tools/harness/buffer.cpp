@@ -37,12 +37,19 @@ Buffer::Buffer(Device device, std::size_t bytes) : device_(device), bytes_(bytes
   if (bytes == 0) return;
   if (device.type == DeviceType::cpu) {
     data_ = std::malloc(bytes);
-    if (!data_) throw Error(ErrorKind::runtime, "malloc", "out of host memory");
+    if (!data_) {
+      throw Error(ErrorKind::runtime, "malloc",
+                  "out of host memory: " + std::to_string(bytes) + " bytes asked");
+    }
     return;
   }
 #if GNA_WITH_CUDA
   check(cudaSetDevice(device.index), "cudaSetDevice");
-  check(cudaMalloc(&data_, bytes), "cudaMalloc");
+  const cudaError_t status = cudaMalloc(&data_, bytes);
+  if (status != cudaSuccess) {
+    throw Error(ErrorKind::runtime, "cudaMalloc",
+                "cudaMalloc of " + std::to_string(bytes) + " bytes: " + cudaGetErrorString(status));
+  }
 #else
   no_cuda();
 #endif

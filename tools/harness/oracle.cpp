@@ -159,8 +159,22 @@ void oracle_backward(const Problem& p, const BackwardArgs& args) {
       std::vector<double> dk(static_cast<size_t>(N * D), 0.0), dv(static_cast<size_t>(N * Dv), 0.0);
       for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
         for (int64_t i = 0; i < T; ++i) {
-          const double lse = detail::load_as_double(args.lse.data, DType::f32,
-                                                    offset(p, args.lse, b, i, h, 0, false));
+          // Float64 recomputes the row's softmax (the float32 lse would limit
+          // its gradients), as the reference backend does; other dtypes read
+          // the lse: max = lse, sum = 1.
+          double max = detail::load_as_double(args.lse.data, DType::f32,
+                                              offset(p, args.lse, b, i, h, 0, false));
+          double sum = 1.0;
+          if (p.dtype == DType::f64) {
+            max = -INFINITY;
+            sum = 0.0;
+            for (int64_t j = 0; j < N; ++j) {
+              if (allowed(p, mask, i, j)) max = std::max(max, score(p, args.query, keys, b, i, h, j));
+            }
+            for (int64_t j = 0; j < N; ++j) {
+              if (allowed(p, mask, i, j)) sum += std::exp(score(p, args.query, keys, b, i, h, j) - max);
+            }
+          }
           double delta = 0.0;
           for (int64_t e = 0; e < Dv; ++e) {
             delta += get(p, args.grad_output, b, i, h, e) * get(p, args.output, b, i, h, e);
@@ -172,7 +186,7 @@ void oracle_backward(const Problem& p, const BackwardArgs& args) {
           std::vector<double> dq(static_cast<size_t>(D), 0.0);
           for (int64_t j = 0; j < N; ++j) {
             if (!allowed(p, mask, i, j)) continue;
-            const double prob = std::exp(score(p, args.query, keys, b, i, h, j) - lse);
+            const double prob = std::exp(score(p, args.query, keys, b, i, h, j) - max) / sum;
             double dp = 0.0;
             for (int64_t e = 0; e < Dv; ++e) {
               const double g = get(p, args.grad_output, b, i, h, e);

@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/checked.hpp"
 #include "core/half.hpp"
 
 namespace gna::harness {
 namespace {
+
+using detail::concat;
 
 template <typename T>
 T pick(std::mt19937_64& rng, const std::vector<T>& options) {
@@ -50,17 +53,20 @@ int64_t strides_for(const std::vector<int64_t>& shape, Layout layout, int64_t* s
     order.erase(order.begin() + (n - 2));
     order.insert(order.begin() + 1, n - 2);
   }
+  using detail::checked_add;
+  using detail::checked_mul;
+  const char* what = "elements a tensor spans";
   int64_t step = layout == Layout::strided_dim ? 2 : 1;
   for (int i = n - 1; i >= 0; --i) {
     const int d = order[i];
     stride[d] = step;
-    step *= std::max<int64_t>(shape[d], 1);
-    if (layout == Layout::padded) step += 8;
+    step = checked_mul(step, std::max<int64_t>(shape[d], 1), "batch", what);
+    if (layout == Layout::padded) step = checked_add(step, 8, "batch", what);
   }
   int64_t span = 1;
   for (int i = 0; i < n; ++i) {
     if (shape[i] == 0) return 0;
-    span += (shape[i] - 1) * stride[i];
+    span = checked_add(span, checked_mul(shape[i] - 1, stride[i], "batch", what), "batch", what);
   }
   return span;
 }
@@ -166,7 +172,14 @@ Tensors::Tensors(const Problem& problem, Device device, Layout layout, bool grad
     if (slot == lse) own = Layout::contiguous;
     if (slot == dlse && layout != Layout::contiguous) own = Layout::padded;
     const int64_t span = strides_for(shape, own, t.stride);
-    buffers_[i] = Buffer(device, static_cast<size_t>(span) * dtype_size(t.dtype));
+    const int64_t bytes = detail::checked_mul(span, static_cast<int64_t>(dtype_size(t.dtype)),
+                                              "batch", concat(slot_name(slot), " bytes"));
+    try {
+      buffers_[i] = Buffer(device, static_cast<size_t>(bytes));
+    } catch (const Error& e) {
+      // Say which tensor could not be had, and how large it was.
+      throw Error(e.kind(), e.argument(), concat(slot_name(slot), ": ", e.what()));
+    }
     t.data = buffers_[i].data();
   }
 }
