@@ -2,8 +2,11 @@
 // the CPU, fp32 / fp16 / bf16 with fp32 accumulation. Flash structure
 // (src/cpu/passes.hpp): tiles of one token per SIMD lane walk only the
 // chunks their windows reach, with an online softmax and O(tokens) memory.
+#include <vector>
+
 #include "core/backend.hpp"
 #include "core/check.hpp"
+#include "cpu/overflow.hpp"
 #include "cpu/passes.hpp"
 #include "cpu/rows.hpp"
 #include "cpu/thread_pool.hpp"
@@ -27,7 +30,19 @@ class CpuBackend final : public detail::Backend {
   }
 
   void forward(const Problem& p, const ForwardArgs& args, const Options& o) const override {
-    forward_pass(p, args, thread_count(o.threads));
+    // The LSE tells whether the scores fit fp32 (overflow.hpp): a caller
+    // who asks for none gets one kept here.
+    ForwardArgs run = args;
+    std::vector<float> own_lse;
+    if (!args.lse.defined()) {
+      int64_t rows = 1;
+      for (int i = 0; i + 1 < args.query.ndim; ++i) rows *= args.query.shape[i];
+      own_lse.resize(static_cast<size_t>(rows));
+      run.lse = TensorView::contiguous(own_lse.data(), DType::f32, args.query.ndim - 1,
+                                       args.query.shape);
+    }
+    forward_pass(p, run, thread_count(o.threads));
+    if (!scores_fit_fp32(run.lse, p.scale())) detail::reference_backend()->forward(p, args, o);
   }
 
   void backward(const Problem& p, const BackwardArgs& args, const Options& o) const override {
@@ -37,6 +52,10 @@ class CpuBackend final : public detail::Backend {
                                   &args.grad_extra_value}) {
         zero_fill(*g);
       }
+      return;
+    }
+    if (!scores_fit_fp32(args.lse, p.scale())) {
+      detail::reference_backend()->backward(p, args, o);
       return;
     }
     backward_pass(p, args, thread_count(o.threads));

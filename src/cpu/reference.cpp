@@ -103,8 +103,11 @@ void backward(const Problem& p, const BackwardArgs& args, int threads) {
   // Float64 rows recompute their softmax here (its max and sum) instead of
   // reading the float32 lse, whose rounding would limit float64 gradients at
   // large scores. Narrower dtypes read the lse they are given, as every
-  // other backend does (for them float32 is not the narrower part).
+  // other backend does (for them float32 is not the narrower part), except
+  // where its rounding alone moves exp(s - lse) by more than ~6e-5: at
+  // |lse| > 1e3 (the cpu backend hands such rows here, cpu/overflow.hpp).
   const bool recompute = p.dtype == DType::f64;
+  constexpr double kLseTrusted = 1e3;
   const size_t rows = static_cast<size_t>(p.batch * T * H);
   std::vector<double> row_max(rows), row_sum(rows);
   // delta_i = dO_i . O_i - dLSE_i: the softmax Jacobian's row term.
@@ -136,8 +139,10 @@ void backward(const Problem& p, const BackwardArgs& args, int threads) {
     double max = -INFINITY, sum = 0.0;
     for (double s : scores) max = std::fmax(max, s);
     for (double s : scores) sum += std::exp(s - max);
-    if (!recompute) {  // the given lse: max = lse, sum = 1
-      max = detail::load_as_double(args.lse.data, DType::f32, LSE.row(b, x, h));
+    const double given = recompute ? 0.0 : detail::load_as_double(args.lse.data, DType::f32,
+                                                                  LSE.row(b, x, h));
+    if (!recompute && std::fabs(given) <= kLseTrusted) {  // max = lse, sum = 1
+      max = given;
       sum = 1.0;
     }
     row_max[row] = max;

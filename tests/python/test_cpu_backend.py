@@ -1,6 +1,7 @@
 """The cpu backend from Python: what `auto` picks for CPU tensors, its thread
 count following torch.get_num_threads() (GNA_NUM_THREADS overriding it), and
 the same bits for any thread count."""
+import math
 import os
 import signal
 import subprocess
@@ -86,3 +87,29 @@ def test_a_forked_child_starts_its_own_threads():
         os._exit(0 if ok and started else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("magnitude", [1e4, 1e19, 1e39])
+def test_huge_scores_match_the_float64_answer(dtype, magnitude):
+    # Scores of about `magnitude`: fp32 loses their differences' digits
+    # (1e4), is far off (1e19) or overflows (1e39, q . k past 3.4e38); the
+    # cpu backend must still answer as the reference does.
+    gen = torch.Generator().manual_seed(int(math.log10(magnitude)))
+    q, k, v = (torch.randn(2, 11, 2, 8, generator=gen, dtype=torch.float64) for _ in range(3))
+    q, k = q * math.sqrt(magnitude), k * math.sqrt(magnitude)
+    low = [t.to(dtype).requires_grad_() for t in (q, k, v)]
+    wide = [t.detach().double().requires_grad_() for t in low]
+    out, lse = gna.na1d(*low, 5, backend="cpu", return_lse=True)
+    ref_out, ref_lse = gna.na1d(*wide, 5, backend="reference", return_lse=True)
+    # The output is a weighted mean of values: finite. The float32 LSE is
+    # inf where the true one passes float32's range, as the reference's.
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), ref_out, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(lse.double(), ref_lse.double(), atol=0, rtol=1e-5)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    grads = torch.autograd.grad(out, low, g.to(dtype))
+    ref_grads = torch.autograd.grad(ref_out, wide, g)
+    for grad, ref in zip(grads, ref_grads):
+        assert torch.isfinite(grad).all()
+        torch.testing.assert_close(grad.double(), ref, atol=2e-2, rtol=2e-2)
