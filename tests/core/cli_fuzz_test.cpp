@@ -27,6 +27,8 @@
 
 extern char** environ;
 
+#include "cli_output.hpp"
+
 namespace {
 
 constexpr int kRuns = 400;
@@ -40,26 +42,8 @@ struct Outcome {
   std::string err;
 };
 
-// A sanitizer build notes each allocation it refuses on stderr
-// ("==pid==WARNING: AddressSanitizer failed to allocate ..."); that line is
-// the sanitizer's, not gna's, so it is left out of the one-line count.
-std::string without_sanitizer_notes(const std::string& err) {
-  std::string out, line;
-  std::istringstream in(err);
-  while (std::getline(in, line)) {
-    if (line.rfind("==", 0) == 0 && line.find("failed to allocate") != std::string::npos) continue;
-    out += line + "\n";
-  }
-  if (!err.empty() && err.back() != '\n' && !out.empty()) out.pop_back();
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using gna::test::slurp;
+using gna::test::without_sanitizer_notes;
 
 // Runs gna with `args` (no shell: values may hold anything), stdout
 // discarded, stderr kept; kills it past the timeout.

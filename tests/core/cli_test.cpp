@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli_output.hpp"
 #include "gna/version.hpp"
 
 #ifndef GNA_CLI_PATH
@@ -26,26 +27,8 @@ struct Outcome {
   std::string out, err;
 };
 
-// A sanitizer build notes each allocation it refuses on stderr
-// ("==pid==WARNING: AddressSanitizer failed to allocate ..."); that line is
-// the sanitizer's, not gna's, so it is left out of the one-line count.
-std::string without_sanitizer_notes(const std::string& err) {
-  std::string out, line;
-  std::istringstream in(err);
-  while (std::getline(in, line)) {
-    if (line.rfind("==", 0) == 0 && line.find("failed to allocate") != std::string::npos) continue;
-    out += line + "\n";
-  }
-  if (!err.empty() && err.back() != '\n' && !out.empty()) out.pop_back();
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using gna::test::slurp;
+using gna::test::without_sanitizer_notes;
 
 // Runs `gna <args>` through the shell, capturing stdout and stderr apart.
 Outcome gna(const std::string& args) {
