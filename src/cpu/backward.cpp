@@ -88,8 +88,8 @@ std::vector<AxisBand> narrowest_bands(const Tiling& t, int a) {
 // others), per phase (the parities of the block's bands), each block's
 // tiles in row-major order. The banded axes are the fewest whose phases
 // all hold at least kMinItemsPerPhase items: blocks of every batch, or of
-// every batch and kv head where that is needed (job.block_per_head);
-// nothing when no choice gives enough.
+// every batch and kv head where no choice of axes gives enough blocks
+// (job.block_per_head); nothing when neither does.
 std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, const Tiling& t,
                                                           bool* per_head) {
   std::vector<AxisBand> bands[kMaxSpatialRank];
@@ -98,8 +98,9 @@ std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, cons
     bands[a] = narrowest_bands(t, a);
     for (const AxisBand& b : bands[a]) ++in_phase[a][b.phase];
   }
-  // Fewest phases first; then one item for all kv heads (a tile's walk and
-  // gathered steps serve them all); then most items.
+  // One item for all kv heads first (a tile's walk and gathered steps then
+  // serve them all, which saves more than a pause between phases costs);
+  // then fewest phases; then most items.
   int chosen = -1;
   int64_t chosen_phases = 0, chosen_items = 0;
   bool chosen_per_head = false;
@@ -114,10 +115,10 @@ std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, cons
     for (bool split_heads : {false, true}) {
       const int64_t items = blocks * (split_heads ? p.kv_heads : 1);
       if (items < kMinItemsPerPhase) continue;
-      const bool better = chosen < 0 || phases < chosen_phases ||
-                          (phases == chosen_phases && chosen_per_head && !split_heads) ||
-                          (phases == chosen_phases && chosen_per_head == split_heads &&
-                           items > chosen_items);
+      const bool better =
+          chosen < 0 || (chosen_per_head && !split_heads) ||
+          (chosen_per_head == split_heads &&
+           (phases < chosen_phases || (phases == chosen_phases && items > chosen_items)));
       if (better) {
         chosen = mask;
         chosen_phases = phases;

@@ -208,13 +208,24 @@ void query_pass(const BackwardJob& job, int threads) {
   if (job.fused && p.extra_kv == 0) {  // the key pass summed all of dQ: write it out
     const TensorView& out = job.args->grad_query;
     const float scale = static_cast<float>(p.scale());
-    parallel_for(p.batch * p.tokens() * p.heads, threads, [&](int64_t row) {
-      const int64_t h = row % p.heads, t = (row / p.heads) % p.tokens();
-      int64_t at = row / (p.heads * p.tokens()) * out.stride[0] + h * out.stride[p.rank() + 1];
-      for (int a = 0; a < p.rank(); ++a) {
-        at += (t / job.token_stride[a]) % p.extent[a] * out.stride[1 + a];
+    // Per chunk of (batch, token) rows, one division for the first token's
+    // coordinates, then an odometer.
+    parallel_for_chunks(p.batch * p.tokens(), threads, [&](int64_t begin, int64_t end) {
+      const int r = p.rank();
+      int64_t x[kMaxSpatialRank] = {0, 0, 0};
+      for (int a = 0; a < r; ++a) x[a] = (begin % p.tokens() / job.token_stride[a]) % p.extent[a];
+      int64_t b = begin / p.tokens();
+      for (int64_t bt = begin; bt < end; ++bt) {
+        int64_t at = b * out.stride[0];
+        for (int a = 0; a < r; ++a) at += x[a] * out.stride[1 + a];
+        for (int64_t h = 0; h < p.heads; ++h) {
+          store_row(out, at + h * out.stride[r + 1],
+                    job.dq.get() + (bt * p.heads + h) * job.dq_stride, 1, p.head_dim, scale);
+        }
+        int a = r - 1;
+        for (; a >= 0 && ++x[a] == p.extent[a]; --a) x[a] = 0;
+        if (a < 0) ++b;
       }
-      store_row(out, at, job.dq.get() + row * job.dq_stride, 1, p.head_dim, scale);
     });
     return;
   }
