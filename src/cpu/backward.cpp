@@ -154,13 +154,14 @@ std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, cons
       const size_t band = band_of[a][span];
       block += static_cast<int64_t>(band) * radix;
       radix *= static_cast<int64_t>(bands[a].size());
+      if (in_phase[a][1] == 0) continue;  // one band per group: no parity
       phase += bands[a][band].phase * phase_radix;
       phase_radix *= 2;
     }
     tiles_of_block[static_cast<size_t>(block)].push_back(tile);
     phase_of_block[static_cast<size_t>(block)] = phase;
   }
-  std::vector<std::vector<std::vector<int64_t>>> phases(size_t{1} << __builtin_popcount(chosen));
+  std::vector<std::vector<std::vector<int64_t>>> phases(static_cast<size_t>(chosen_phases));
   for (size_t b = 0; b < tiles_of_block.size(); ++b) {
     if (tiles_of_block[b].empty()) continue;
     phases[static_cast<size_t>(phase_of_block[b])].push_back(std::move(tiles_of_block[b]));
