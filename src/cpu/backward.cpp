@@ -1,8 +1,16 @@
 // The cpu backend's backward: prepares what its passes share and runs them
 // (src/cpu/passes.hpp). Fusing dQ into the key pass saves recomputing S and
-// dP per pair (5 products per pair instead of 7), but needs the key tiles
-// in colors of disjoint queries; more colors than kMaxColors mean windows
-// so wide that the pauses between colors would cost more than they save.
+// dP per pair (5 products per pair instead of 7), but two key tiles that
+// share a query must never add to its dQ row at the same time. So the key
+// tiles are grouped into blocks: along some axes, bands (runs of whole
+// spans) wide enough that only neighbouring bands share queries; along the
+// others, the whole axis. Blocks whose bands have the same parities on
+// every banded axis share no query: they form one phase and run in
+// parallel, phase after phase. Each block is one work item that walks its
+// tiles in order, so the sums are in a fixed order for any thread count,
+// and a backward pauses at most 2^rank times (usually once or not at all).
+// Windows so wide that no choice of axes gives every phase
+// kMinItemsPerPhase items keep dQ apart.
 #include <algorithm>
 
 #include "cpu/passes.hpp"
@@ -11,68 +19,165 @@
 namespace gna::cpu {
 namespace {
 
-constexpr int64_t kMaxColors = 64;
+// Items per phase for the threads to share fairly. Fewer mean windows so
+// wide that recomputing S and dP in a query pass costs less than idle threads.
+constexpr int64_t kMinItemsPerPhase = 8;
 
-// Colors of the spans along one axis: spans of one dilation group whose
-// query ranges overlap get different colors (index within the group modulo
-// the most spans any query range meets). Returns the color count.
-int64_t color_axis(const Tiling& t, int a, std::vector<int64_t>& color) {
-  const std::vector<AxisSpan>& spans = t.spans[a];
+// The in-group query range the key tiles of spans [first, last] of axis a
+// reach together. Both ends of the ranges are monotone in the position, so
+// the outer spans give it unless one of them reaches nothing.
+window::Range band_reach(const Tiling& t, int a, size_t first, size_t last) {
   const AxisReach& reach = t.reach[static_cast<size_t>(a)];
-  auto range = [&](size_t i) {
-    return window::Range{reach.of(spans[i].group, spans[i].first).lo,
-                         reach.of(spans[i].group, spans[i].last).hi};
+  auto of = [&](size_t i) {
+    const AxisSpan& s = t.spans[a][i];
+    return window::Range{reach.of(s.group, s.first).lo, reach.of(s.group, s.last).hi};
   };
-  int64_t colors = 1;
-  for (size_t i = 0; i < spans.size(); ++i) {
-    const window::Range r = range(i);
+  const window::Range lo = of(first), hi = of(last);
+  if (!lo.empty() && !hi.empty()) return {lo.lo, hi.hi};
+  window::Range u{0, -1};
+  for (size_t i = first; i <= last; ++i) {
+    const window::Range r = of(i);
     if (r.empty()) continue;
-    // Ranges are monotone: the first later one past r ends the search.
-    size_t last_met = i;
-    for (size_t j = i + 1; j < spans.size() && spans[j].group == spans[i].group; ++j) {
-      const window::Range other = range(j);
-      if (other.empty()) continue;
-      if (other.lo > r.hi) break;
-      last_met = j;
-    }
-    colors = std::max(colors, static_cast<int64_t>(last_met - i + 1));
+    u = u.empty() ? r : window::Range{std::min(u.lo, r.lo), std::max(u.hi, r.hi)};
   }
-  color.assign(spans.size(), 0);
-  int64_t in_group = 0;
-  for (size_t i = 0; i < spans.size(); ++i) {
-    in_group = i > 0 && spans[i].group == spans[i - 1].group ? in_group + 1 : 0;
-    color[i] = in_group % colors;
-  }
-  return colors;
+  return u;
 }
 
-// The key tiles of every color, or nothing when there would be too many.
-std::vector<std::vector<int64_t>> color_tiles(const Tiling& t) {
-  std::vector<int64_t> color[kMaxSpatialRank];
-  int64_t count[kMaxSpatialRank] = {1, 1, 1}, colors = 1;
-  for (int a = 0; a < t.rank; ++a) {
-    count[a] = color_axis(t, a, color[a]);
-    colors *= count[a];
-    if (colors > kMaxColors) return {};
+// Bands of `width` spans along axis a, per dilation group: [first, last]
+// span indices and the band's phase (its index in the group, modulo 2).
+// Empty when some band would share a query with the next band but one.
+struct AxisBand {
+  size_t first = 0, last = 0;
+  int phase = 0;
+};
+
+std::vector<AxisBand> bands_along(const Tiling& t, int a, size_t width) {
+  const std::vector<AxisSpan>& spans = t.spans[a];
+  std::vector<AxisBand> bands;
+  for (size_t first = 0; first < spans.size();) {
+    size_t last = first;  // the band ends at `width` spans or its group's end
+    while (last + 1 < spans.size() && last + 1 - first < width &&
+           spans[last + 1].group == spans[first].group) {
+      ++last;
+    }
+    const bool same_group = !bands.empty() && spans[bands.back().first].group == spans[first].group;
+    bands.push_back({first, last, same_group ? 1 - bands.back().phase : 0});
+    first = last + 1;
   }
-  std::vector<std::vector<int64_t>> tiles(static_cast<size_t>(colors));
+  for (size_t i = 0; i + 2 < bands.size(); ++i) {
+    if (spans[bands[i].first].group != spans[bands[i + 2].first].group) continue;
+    const window::Range r = band_reach(t, a, bands[i].first, bands[i].last);
+    const window::Range later = band_reach(t, a, bands[i + 2].first, bands[i + 2].last);
+    if (!r.empty() && !later.empty() && later.lo <= r.hi) return {};
+  }
+  return bands;
+}
+
+// The narrowest valid bands along axis a, searched in steps of an eighth
+// of the width (a few dozen tries even for axes of thousands of spans); one
+// band per group is always valid.
+std::vector<AxisBand> narrowest_bands(const Tiling& t, int a) {
+  const size_t n = t.spans[a].size();
+  for (size_t width = 1;; width += std::max<size_t>(1, width / 8)) {
+    std::vector<AxisBand> bands = bands_along(t, a, std::min(width, n));
+    if (!bands.empty() || width >= n) return bands;
+  }
+}
+
+// Blocks of key tiles (boxes of one band per banded axis, whole along the
+// others), per phase (the parities of the block's bands), each block's
+// tiles in row-major order. The banded axes are the fewest whose phases
+// all hold at least kMinItemsPerPhase items: blocks of every batch, or of
+// every batch and kv head where no choice of axes gives enough blocks
+// (job.block_per_head); nothing when neither does.
+std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, const Tiling& t,
+                                                          bool* per_head) {
+  std::vector<AxisBand> bands[kMaxSpatialRank];
+  int64_t in_phase[kMaxSpatialRank][2] = {};
+  for (int a = 0; a < t.rank; ++a) {
+    bands[a] = narrowest_bands(t, a);
+    for (const AxisBand& b : bands[a]) ++in_phase[a][b.phase];
+  }
+  // One item for all kv heads first (a tile's walk and gathered steps then
+  // serve them all, which saves more than a pause between phases costs);
+  // then fewest phases; then most items.
+  int chosen = -1;
+  int64_t chosen_phases = 0, chosen_items = 0;
+  bool chosen_per_head = false;
+  for (int mask = 0; mask < (1 << t.rank); ++mask) {
+    int64_t phases = 1, blocks = p.batch;
+    for (int a = 0; a < t.rank; ++a) {
+      if (!(mask >> a & 1)) continue;
+      const bool split = in_phase[a][1] > 0;
+      phases *= split ? 2 : 1;
+      blocks *= split ? std::min(in_phase[a][0], in_phase[a][1]) : in_phase[a][0];
+    }
+    for (bool split_heads : {false, true}) {
+      const int64_t items = blocks * (split_heads ? p.kv_heads : 1);
+      if (items < kMinItemsPerPhase) continue;
+      const bool better =
+          chosen < 0 || (chosen_per_head && !split_heads) ||
+          (chosen_per_head == split_heads &&
+           (phases < chosen_phases || (phases == chosen_phases && items > chosen_items)));
+      if (better) {
+        chosen = mask;
+        chosen_phases = phases;
+        chosen_items = items;
+        chosen_per_head = split_heads;
+      }
+    }
+  }
+  if (chosen < 0) return {};
+  *per_head = chosen_per_head;
+  // Per tile: its block (mixed radix of its bands) and phase (of parities).
+  std::vector<std::vector<int64_t>> tiles_of_block;
+  std::vector<int64_t> phase_of_block;
+  std::vector<size_t> band_of[kMaxSpatialRank];
+  int64_t blocks = 1;
+  for (int a = 0; a < t.rank; ++a) {
+    if (!(chosen >> a & 1)) continue;
+    band_of[a].resize(t.spans[a].size());
+    for (size_t i = 0; i < bands[a].size(); ++i) {
+      for (size_t sp = bands[a][i].first; sp <= bands[a][i].last; ++sp) band_of[a][sp] = i;
+    }
+    blocks *= static_cast<int64_t>(bands[a].size());
+  }
+  tiles_of_block.resize(static_cast<size_t>(blocks));
+  phase_of_block.resize(static_cast<size_t>(blocks));
   for (int64_t tile = 0; tile < t.count(); ++tile) {
-    int64_t rest = tile, c = 0, radix = 1;
+    int64_t rest = tile, block = 0, radix = 1, phase = 0, phase_radix = 1;
     for (int a = t.rank - 1; a >= 0; --a) {
       const int64_t n = static_cast<int64_t>(t.spans[a].size());
-      c += color[a][static_cast<size_t>(rest % n)] * radix;
-      radix *= count[a];
+      const size_t span = static_cast<size_t>(rest % n);
       rest /= n;
+      if (!(chosen >> a & 1)) continue;
+      const size_t band = band_of[a][span];
+      block += static_cast<int64_t>(band) * radix;
+      radix *= static_cast<int64_t>(bands[a].size());
+      if (in_phase[a][1] == 0) continue;  // one band per group: no parity
+      phase += bands[a][band].phase * phase_radix;
+      phase_radix *= 2;
     }
-    tiles[static_cast<size_t>(c)].push_back(tile);
+    tiles_of_block[static_cast<size_t>(block)].push_back(tile);
+    phase_of_block[static_cast<size_t>(block)] = phase;
   }
-  return tiles;
+  std::vector<std::vector<std::vector<int64_t>>> phases(static_cast<size_t>(chosen_phases));
+  for (size_t b = 0; b < tiles_of_block.size(); ++b) {
+    if (tiles_of_block[b].empty()) continue;
+    phases[static_cast<size_t>(phase_of_block[b])].push_back(std::move(tiles_of_block[b]));
+  }
+  phases.erase(std::remove_if(phases.begin(), phases.end(),
+                              [](const auto& ph) { return ph.empty(); }),
+               phases.end());
+  return phases;
 }
 
 }  // namespace
 
-bool backward_is_fused(const Problem& p) {
-  return !color_tiles(make_tiling(p, simd_lanes(), Looks::at_queries)).empty();
+int backward_phases(const Problem& p) {
+  bool per_head = false;
+  return static_cast<int>(
+      band_tiles(p, make_tiling(p, simd_lanes(), Looks::at_queries), &per_head).size());
 }
 
 void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
@@ -97,17 +202,17 @@ void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
   job.delta.resize(rows);
   job.lse2.resize(rows);
   job.scale2 = static_cast<float>(p.scale()) * kLog2e;
-  job.tiles_of_color = color_tiles(job.key_tiling);
-  job.fused = !job.tiles_of_color.empty();
+  job.blocks_of_phase = band_tiles(p, job.key_tiling, &job.block_per_head);
+  job.fused = !job.blocks_of_phase.empty();
   if (job.fused) {
     job.dq_stride = (p.head_dim + lanes - 1) / lanes * lanes;
-    job.dq.assign(rows * static_cast<size_t>(job.dq_stride), 0.0f);
+    job.dq = hwy::AllocateAligned<float>(rows * static_cast<size_t>(job.dq_stride));
   }
 
   delta_pass(job, threads);
   if (job.fused) {
-    for (size_t c = 0; c < job.tiles_of_color.size(); ++c) {
-      key_pass(job, threads, &job.tiles_of_color[c], c + 1 == job.tiles_of_color.size());
+    for (size_t phase = 0; phase < job.blocks_of_phase.size(); ++phase) {
+      key_pass(job, threads, &job.blocks_of_phase[phase], phase + 1 == job.blocks_of_phase.size());
     }
   } else {
     key_pass(job, threads, nullptr, true);

@@ -4,7 +4,7 @@
 // head that reads the kv head (GQA). Per step of queries: S = Q K^T,
 // P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), then dV += P^T dO
 // and dK += dS^T Q, which the item owns; when fused, also dQ += dS K into
-// query rows that no other item of the running color touches. Tiles of
+// query rows that no other item of the running phase touches. Tiles of
 // additional KV tokens look at every query the same way, unmasked, and
 // leave their part of dQ to the query pass.
 
@@ -165,9 +165,9 @@ class KeyGradTile {
     }
     AddAllRows(d_, rows.second, n, scores_, Dv, grad_value_);
     AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
-    if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this color
+    if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];
-      for (size_t i = 0; i < n; ++i) out[i] = job_.dq.data() + row[i] * job_.dq_stride;
+      for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + row[i] * job_.dq_stride;
       AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
                         out);
     }
@@ -186,22 +186,32 @@ class KeyGradTile {
 
 }  // namespace
 
-// Items [0, grid) are key tiles of the grid (those in `tiles`, or all when
-// it is null), the rest tiles of additional KV tokens; both in (batch, tile,
-// kv head) order.
-void KeyGradItems(const BackwardJob& job, const std::vector<int64_t>* tiles, int64_t begin,
-                  int64_t end) {
+// Items [0, grid) are those of the grid, in batch order; the rest tiles of
+// additional KV tokens, in (batch, tile, kv head) order.
+void KeyGradItems(const BackwardJob& job, const std::vector<std::vector<int64_t>>* blocks,
+                  int64_t begin, int64_t end) {
   thread_local KeyGradScratch scratch;
   KeyGradTile tile(job, scratch);
   const Problem& p = *job.problem;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
   const int64_t kv = p.kv_heads;
   const int64_t extra_tiles = (p.extra_kv + lanes - 1) / lanes;
-  const int64_t grid = p.batch * kv * count;
-  ForEachItem(count, kv, begin, std::min(end, grid), [&](int64_t b, int64_t hk, int64_t i) {
-    tile.run_grid(b, hk, tiles ? (*tiles)[static_cast<size_t>(i)] : i);
-  });
+  const int64_t grid = p.batch * key_items_per_batch(job, blocks);
+  if (blocks == nullptr) {
+    ForEachItem(job.key_tiling.count(), kv, begin, std::min(end, grid),
+                [&](int64_t b, int64_t hk, int64_t t) { tile.run_grid(b, hk, t); });
+  } else {
+    // Per block and kv head, or per block with every kv head tile by tile.
+    const bool per_head = job.block_per_head;
+    ForEachItem(static_cast<int64_t>(blocks->size()), per_head ? kv : 1, begin,
+                std::min(end, grid), [&](int64_t b, int64_t h, int64_t i) {
+                  for (int64_t t : (*blocks)[static_cast<size_t>(i)]) {
+                    for (int64_t hk = per_head ? h : 0; hk < (per_head ? h + 1 : kv); ++hk) {
+                      tile.run_grid(b, hk, t);
+                    }
+                  }
+                });
+  }
   ForEachItem(extra_tiles, kv, std::max(begin, grid) - grid, end - grid,
               [&](int64_t b, int64_t hk, int64_t i) { tile.run_extra(b, hk, i * lanes); });
 }
@@ -215,15 +225,14 @@ namespace gna::cpu {
 
 HWY_EXPORT(KeyGradItems);
 
-void key_pass(const BackwardJob& job, int threads, const std::vector<int64_t>* tiles,
-              bool extra) {
+void key_pass(const BackwardJob& job, int threads,
+              const std::vector<std::vector<int64_t>>* blocks, bool extra) {
   const Problem& p = *job.problem;
   const int64_t lanes = simd_lanes();
-  const int64_t count = tiles ? static_cast<int64_t>(tiles->size()) : job.key_tiling.count();
-  const int64_t items =
-      p.batch * p.kv_heads * (count + (extra ? (p.extra_kv + lanes - 1) / lanes : 0));
+  const int64_t extra_tiles = extra ? (p.extra_kv + lanes - 1) / lanes : 0;
+  const int64_t items = p.batch * (key_items_per_batch(job, blocks) + p.kv_heads * extra_tiles);
   parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
-    HWY_DYNAMIC_DISPATCH(KeyGradItems)(job, tiles, begin, end);
+    HWY_DYNAMIC_DISPATCH(KeyGradItems)(job, blocks, begin, end);
   });
 }
 

@@ -1,7 +1,7 @@
 // The query side of the cpu backend's backward (src/cpu/passes.hpp).
 //
 // The delta pass: per query row, delta = dO . O - dLSE and lse in log2
-// units, for every later pass.
+// units, for every later pass; when fused, it also zeroes the row's dQ.
 //
 // The query pass: one work item is one query tile of one batch and head, as
 // in the forward. It packs Q (scaled into log2 units) and dO of its lanes
@@ -114,7 +114,7 @@ class QueryGradTile {
     const TileWalk& w = steps_.walk();
     w.lane_offsets(job_.token_stride, token);
     for (int l = 0; l < w.lanes(); ++l) {
-      rows[l] = job_.dq.data() + job_.query_row(b_, token[l], h_) * job_.dq_stride;
+      rows[l] = job_.dq.get() + job_.query_row(b_, token[l], h_) * job_.dq_stride;
     }
     PackRows(d_, rows, static_cast<size_t>(p_.head_dim), 1.0f, acc_, spare_);
   }
@@ -169,6 +169,7 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
     float delta = Dot(job.grad_output.row(b, x, h), job.output.row(b, x, h), p.head_dim_v);
     if (grad_lse.defined()) delta -= grad_data[grad_at];
     job.delta[static_cast<size_t>(row)] = delta;
+    if (job.fused) std::fill_n(job.dq.get() + row * job.dq_stride, job.dq_stride, 0.0f);
     job.lse2[static_cast<size_t>(row)] = lse_data[lse_at] * kLog2e;
     if (++h < H) continue;  // next row: next head, else next token (odometer)
     h = 0;
@@ -207,13 +208,24 @@ void query_pass(const BackwardJob& job, int threads) {
   if (job.fused && p.extra_kv == 0) {  // the key pass summed all of dQ: write it out
     const TensorView& out = job.args->grad_query;
     const float scale = static_cast<float>(p.scale());
-    parallel_for(p.batch * p.tokens() * p.heads, threads, [&](int64_t row) {
-      const int64_t h = row % p.heads, t = (row / p.heads) % p.tokens();
-      int64_t at = row / (p.heads * p.tokens()) * out.stride[0] + h * out.stride[p.rank() + 1];
-      for (int a = 0; a < p.rank(); ++a) {
-        at += (t / job.token_stride[a]) % p.extent[a] * out.stride[1 + a];
+    // Per chunk of (batch, token) rows, one division for the first token's
+    // coordinates, then an odometer.
+    parallel_for_chunks(p.batch * p.tokens(), threads, [&](int64_t begin, int64_t end) {
+      const int r = p.rank();
+      int64_t x[kMaxSpatialRank] = {0, 0, 0};
+      for (int a = 0; a < r; ++a) x[a] = (begin % p.tokens() / job.token_stride[a]) % p.extent[a];
+      int64_t b = begin / p.tokens();
+      for (int64_t bt = begin; bt < end; ++bt) {
+        int64_t at = b * out.stride[0];
+        for (int a = 0; a < r; ++a) at += x[a] * out.stride[1 + a];
+        for (int64_t h = 0; h < p.heads; ++h) {
+          store_row(out, at + h * out.stride[r + 1],
+                    job.dq.get() + (bt * p.heads + h) * job.dq_stride, 1, p.head_dim, scale);
+        }
+        int a = r - 1;
+        for (; a >= 0 && ++x[a] == p.extent[a]; --a) x[a] = 0;
+        if (a < 0) ++b;
       }
-      store_row(out, at, job.dq.data() + row * job.dq_stride, 1, p.head_dim, scale);
     });
     return;
   }

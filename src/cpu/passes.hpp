@@ -17,6 +17,8 @@
 // its per-target body (Highway dynamic dispatch) lives in the pass's file.
 #pragma once
 
+#include <hwy/aligned_allocator.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,7 +42,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 // Tokens of one flash step: its scores (one vector per token) stay in L1.
-constexpr int64_t kStepTokens = 128;
+constexpr int64_t kStepTokens = 256;
 
 struct ForwardJob {
   const Problem* problem = nullptr;
@@ -54,11 +56,12 @@ struct ForwardJob {
 // them). First delta_i = dO_i . O_i - dLSE_i and lse_i * log2(e) per query
 // row [B, T, H]. Then key tiles (lanes are keys) accumulate dK and dV over
 // the queries that see them. Where the window is small enough, they also
-// add dS^T K into an fp32 dQ per query row ("fused"); their items then run
-// in colors, each color a set of key tiles whose queries are disjoint, so
-// no two threads ever add to one row and the order of the additions is
-// fixed. Last, query tiles (lanes are queries) finish dQ: the whole sum
-// over their keys where not fused, else the additional KV's part.
+// add dS^T K into an fp32 dQ per query row ("fused"); their items are then
+// blocks of key tiles (src/cpu/backward.cpp), run in phases, each phase a
+// set of blocks whose queries are disjoint, so no two threads ever add to
+// one row and the order of the additions is fixed. Last, query tiles
+// (lanes are queries) finish dQ: the whole sum over their keys where not
+// fused, else the additional KV's part.
 struct BackwardJob {
   const Problem* problem = nullptr;
   const BackwardArgs* args = nullptr;
@@ -71,9 +74,14 @@ struct BackwardJob {
   bool fused = false;
   // Fused only: dQ / scale per query row, rows of dq_stride floats (the
   // head dim rounded up to whole vectors).
-  mutable std::vector<float> dq;  // written by the key pass, one color at a time
+  // Zeroed by the delta pass (in parallel, uninitialized before), then
+  // written by the key pass, one phase at a time.
+  mutable hwy::AlignedFreeUniquePtr<float[]> dq;
   int64_t dq_stride = 0;
-  std::vector<std::vector<int64_t>> tiles_of_color;  // key tiles, fused only
+  // Fused only: per phase, its blocks, each the key tiles it walks in order,
+  // with every kv head in turn, or (block_per_head) one item per kv head.
+  std::vector<std::vector<std::vector<int64_t>>> blocks_of_phase;
+  bool block_per_head = false;
 
   int64_t tokens = 0;  // spatial tokens per batch and head
 
@@ -85,15 +93,26 @@ struct BackwardJob {
 void forward_pass(const Problem& p, const ForwardArgs& args, int threads);
 void backward_pass(const Problem& p, const BackwardArgs& args, int threads);
 
-// Whether backward_pass fuses dQ into the key pass for this problem.
-bool backward_is_fused(const Problem& p);
+// The phases of the key pass when backward_pass fuses dQ into it for this
+// problem; 0 when it does not.
+int backward_phases(const Problem& p);
 
 // The backward's passes, in the order backward_pass runs them.
 void delta_pass(BackwardJob& job, int threads);
-// The key tiles `tiles` of the grid (nullptr: all), and the tiles of
-// additional KV tokens when `extra`.
-void key_pass(const BackwardJob& job, int threads, const std::vector<int64_t>* tiles,
-              bool extra);
+// The key tiles of the grid, one item per block of `blocks` (nullptr: one
+// item per tile, all of them), and the tiles of additional KV tokens when
+// `extra`.
+void key_pass(const BackwardJob& job, int threads,
+              const std::vector<std::vector<int64_t>>* blocks, bool extra);
 void query_pass(const BackwardJob& job, int threads);
+
+// Items of the grid a key pass runs per batch: one per block (and kv head
+// when block_per_head), or one per tile and kv head when not fused.
+inline int64_t key_items_per_batch(const BackwardJob& job,
+                                   const std::vector<std::vector<int64_t>>* blocks) {
+  const int64_t heads = job.problem->kv_heads;
+  if (blocks == nullptr) return job.key_tiling.count() * heads;
+  return static_cast<int64_t>(blocks->size()) * (job.block_per_head ? heads : 1);
+}
 
 }  // namespace gna::cpu

@@ -58,7 +58,9 @@ void store_row(const TensorView& t, int64_t row, const float* src, int64_t step,
   switch (t.dtype) {
     case DType::f32: {
       float* out = static_cast<float*>(t.data) + row;
-      if (es == 1) {
+      if (es == 1 && step == 1) {  // the common case, vectorized by the compiler
+        for (int64_t e = 0; e < n; ++e) out[e] = src[e] * scale;
+      } else if (es == 1) {
         for (int64_t e = 0; e < n; ++e) out[e] = src[e * step] * scale;
       } else {
         for (int64_t e = 0; e < n; ++e) out[e * es] = src[e * step] * scale;

@@ -120,18 +120,21 @@ HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32
   out.biased = !step.clean;
 }
 
+// Steps of one tile whose gathering TileSteps keeps for the next head.
+constexpr int kKeptSteps = 4;
+
 // Per-thread memory of TileSteps.
 struct StepScratch {
   TileWalk walk;
-  StepRows rows;
-  AlignedFloats bias, axis_bias[kMaxSpatialRank];
+  StepRows rows[kKeptSteps];
+  AlignedFloats bias[kKeptSteps], axis_bias[kMaxSpatialRank];
 };
 
 // The steps of the current tile, for every head that visits it in a row
 // (work items run heads innermost): the walk is kept, and so is the
-// gathering when the tile has one step only (small windows, where
-// gathering is a visible share of the work); a tile of several steps
-// gathers each step when it comes.
+// gathering of a tile of up to kKeptSteps steps (small windows, where
+// gathering is a visible share of the work); a tile of more steps gathers
+// each step when it comes.
 class TileSteps {
  public:
   // `first` and `second` are the rows gathered (keys and values, or
@@ -140,7 +143,9 @@ class TileSteps {
             const int64_t* token_stride)
       : s_(s), tiling_(tiling), first_(first), second_(second), token_stride_(token_stride) {
     const size_t L = hn::Lanes(DF());
-    bias_ = s.bias.reserve(static_cast<size_t>(kStepTokens) * L);
+    for (int i = 0; i < kKeptSteps; ++i) {
+      bias_[i] = s.bias[i].reserve(static_cast<size_t>(kStepTokens) * L);
+    }
     for (int a = 0; a < kMaxSpatialRank; ++a) {
       axis_bias_[a] = s.axis_bias[a].reserve(static_cast<size_t>(kStepTokens) * L);
     }
@@ -161,35 +166,36 @@ class TileSteps {
   template <class F>
   void for_each(int64_t b, int64_t h, F&& f) {
     const DF d;
-    StepRows& rows = s_.rows;
-    auto visit = [&] {
+    auto visit = [&](StepRows& rows, const float* bias) {
       rows.aim(first_, second_, b, h);
-      f(static_cast<const StepRows&>(rows), rows.biased ? static_cast<const float*>(bias_) : nullptr);
+      f(static_cast<const StepRows&>(rows), rows.biased ? bias : nullptr);
     };
-    if (s_.walk.steps() == 1) {
+    const int64_t steps = s_.walk.steps();
+    if (steps <= kKeptSteps) {
       if (!gathered_) {
-        for_each_step(s_.walk, [&](const Step& step) { gather(d, step); });
+        int i = 0;
+        for_each_step(s_.walk, [&](const Step& step) { gather(d, step, i++); });
         gathered_ = true;
       }
-      visit();
+      for (int i = 0; i < steps; ++i) visit(s_.rows[i], bias_[i]);
       return;
     }
     for_each_step(s_.walk, [&](const Step& step) {
-      gather(d, step);
-      visit();
+      gather(d, step, 0);
+      visit(s_.rows[0], bias_[0]);
     });
   }
 
  private:
-  void gather(DF d, const Step& step) {
-    GatherStep(d, s_.walk, step, first_, second_, token_stride_, axis_bias_, bias_, s_.rows);
+  void gather(DF d, const Step& step, int i) {
+    GatherStep(d, s_.walk, step, first_, second_, token_stride_, axis_bias_, bias_[i], s_.rows[i]);
   }
 
   StepScratch& s_;
   const Tiling& tiling_;
   const Fp32Rows &first_, &second_;
   const int64_t* token_stride_;
-  float* bias_ = nullptr;
+  float* bias_[kKeptSteps] = {};
   float* axis_bias_[kMaxSpatialRank] = {nullptr, nullptr, nullptr};
   int64_t tile_ = -1;
   bool gathered_ = false;

@@ -25,15 +25,37 @@ TEST(CpuCases, WindowsOfSeveralSteps) {
   expect_all_passes(problem({12, 20, 20}, {axis(5), axis(9), axis(13)}), {DType::f32});
 }
 
-// Narrow windows fuse dQ into the key pass (in colors of disjoint queries);
-// wide ones would need too many colors and take two passes. Both are right.
+// Narrow windows fuse dQ into the key pass, in phases of blocks of key
+// tiles that share no query (src/cpu/backward.cpp): one phase when the
+// batch and kv heads give enough items, else bands along one axis or more
+// (2, 4 or 8 phases), also per dilation group. Wide windows would leave a
+// phase too few items and take two passes. All are right.
 TEST(CpuCases, BackwardFusedAndInTwoPasses) {
-  const Problem narrow = problem({56, 56}, {axis(7), axis(7)});
-  EXPECT_TRUE(cpu::backward_is_fused(narrow));
+  const Problem narrow = problem({56, 56}, {axis(7), axis(7)});  // one kv head
+  EXPECT_EQ(cpu::backward_phases(narrow), 4);
   expect_all_passes(narrow, {DType::f32});
+  Problem heads = problem({20, 24}, {axis(7), axis(5)});
+  heads.batch = 2;
+  heads.heads = heads.kv_heads = 4;
+  EXPECT_EQ(cpu::backward_phases(heads), 1);
+  expect_all_passes(heads, {DType::f32});
+  Problem volume = problem({8, 28, 28}, {axis(3), axis(7), axis(7)});
+  volume.heads = volume.kv_heads = 4;
+  EXPECT_EQ(cpu::backward_phases(volume), 8);
+  expect_all_passes(volume, {DType::f32});
+  for (auto [shape, phases] : {std::pair{std::vector<int64_t>{20, 20, 20}, 4},
+                               std::pair{std::vector<int64_t>{10, 10, 16}, 8}}) {
+    Problem p = problem({shape[0], shape[1], shape[2]}, {axis(3), axis(3), axis(3)});
+    EXPECT_EQ(cpu::backward_phases(p), phases) << p.describe();
+    expect_all_passes(p, {DType::f32});
+  }
+  Problem groups = problem({60, 44}, {axis(5, 1, 3), axis(4, 1, 2, true)});
+  groups.batch = 3;
+  EXPECT_GT(cpu::backward_phases(groups), 0);
+  expect_all_passes(groups, {DType::f32});
   for (const Problem& wide : {problem({2000}, {axis(1100)}),
                               problem({48, 48}, {axis(33, 2), axis(33, 1, 1, true)})}) {
-    EXPECT_FALSE(cpu::backward_is_fused(wide)) << wide.describe();
+    EXPECT_EQ(cpu::backward_phases(wide), 0) << wide.describe();
     expect_all_passes(wide, {DType::f32});
   }
 }

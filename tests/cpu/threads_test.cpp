@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/passes.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cpu_test.hpp"
 
@@ -65,13 +66,10 @@ TEST(ThreadPool, NegativeThreadCountIsNamed) {
   }
 }
 
-// Every work item owns its outputs and sums in a fixed order.
-TEST(CpuThreads, SameBitsForAnyThreadCount) {
-  Problem p = problem({37, 29}, {axis(9, 1, 2), axis(7, 3)});
-  p.batch = 2;
-  p.heads = 4;
-  p.kv_heads = 2;
-  p.extra_kv = 5;
+// Every work item owns its outputs and sums in a fixed order; so do the
+// fused backward's blocks of key tiles, phase after phase.
+void expect_same_bits_for_any_thread_count(const Problem& p) {
+  SCOPED_TRACE(p.describe());
   std::mt19937_64 rng(4);
   Tensors first(p, Device{}, harness::Layout::padded, true);
   first.randomize_inputs(rng);
@@ -94,6 +92,19 @@ TEST(CpuThreads, SameBitsForAnyThreadCount) {
           << harness::slot_name(s) << " differs with " << threads << " threads: " << d.max_abs;
     }
   }
+}
+
+TEST(CpuThreads, SameBitsForAnyThreadCount) {
+  Problem p = problem({37, 29}, {axis(9, 1, 2), axis(7, 3)});
+  p.batch = 2;
+  p.heads = 4;
+  p.kv_heads = 2;
+  p.extra_kv = 5;
+  expect_same_bits_for_any_thread_count(p);
+  Problem phases = problem({30, 26}, {axis(7), axis(5, 1, 2)});  // fused, 4 phases
+  phases.extra_kv = 3;
+  ASSERT_EQ(cpu::backward_phases(phases), 4);
+  expect_same_bits_for_any_thread_count(phases);
 }
 
 #ifdef GNA_CLI_PATH
