@@ -140,45 +140,48 @@ def _forward_for(query, key, value):
     return forward_eager
 
 
-def _needs_pieces(query, key, value, cumulative_q, cumulative_kv):
-    """Whether a CUDA call must run as pieces for its backward: some
-    sequence has more queries than keys (its key gradients add up over
-    query pieces, which the core does on the host only). Reads variable-
-    length offsets on the host, as the core's walk does anyway."""
+def _pieces_needed(query, key, value, cumulative_q, cumulative_kv):
+    """(needed, host offsets): whether a CUDA call must run as pieces for its
+    backward, some sequence having more queries than keys (its key gradients
+    add up over query pieces, which the core does on the host only). Packed
+    offsets are read to the host once here and handed on, as lists."""
     if query.device.type != "cuda" or _is_compiling() or not torch.is_grad_enabled():
-        return False
+        return False, None
     if not any(t.requires_grad for t in (query, key, value)):
-        return False
+        return False, None
     if cumulative_q is None:
-        return 0 < key.shape[1] < query.shape[1]
-    cq, ck = cumulative_q.tolist(), cumulative_kv.tolist()
-    return any(0 < k1 - k0 < q1 - q0 for q0, q1, k0, k1 in zip(cq, cq[1:], ck, ck[1:]))
+        return 0 < key.shape[1] < query.shape[1], None
+    offsets = (cumulative_q.tolist(), cumulative_kv.tolist())
+    cq, ck = offsets
+    return any(0 < k1 - k0 < q1 - q0 for q0, q1, k0, k1 in zip(cq, cq[1:], ck, ck[1:])), offsets
 
 
-def attention_in_pieces(run, query, key, value, cumulative_q, cumulative_kv, call):
+def attention_in_pieces(run, query, key, value, offsets, call):
     """attention() as calls of `run` that each have at most as many queries
     as keys, so that autograd adds the pieces' key gradients: one call per
-    query piece of at most Lk, and per sequence first when packed."""
-    if cumulative_q is None:
+    query piece of at most Lk, and per sequence first when packed (offsets:
+    the host lists of cumulative_seqlen_Q/KV, or None)."""
+    if offsets is None:
         parts = [run(q, key, value, None, None, *call)
                  for q in query.split(max(key.shape[1], 1), dim=1)]
     else:
-        cq, ck = cumulative_q.tolist(), cumulative_kv.tolist()
+        cq, ck = offsets
         parts = []
         for q0, q1, k0, k1 in zip(cq, cq[1:], ck, ck[1:]):
             if q1 > q0:
                 parts.append(attention_in_pieces(run, query[:, q0:q1], key[:, k0:k1],
-                                                 value[:, k0:k1], None, None, call))
+                                                 value[:, k0:k1], None, call))
     return torch.cat([o for o, _ in parts], dim=1), torch.cat([s for _, s in parts], dim=1)
 
 
 def attention(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
               deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
     """The forward for attention(); on CUDA, as pieces where the backward
-    needs them (_needs_pieces)."""
+    needs them (_pieces_needed)."""
     run = _forward_for(query, key, value)
     call = (is_causal, scale, backend, deterministic, q_tile, kv_tile, backward_q_tile,
             backward_kv_tile)
-    if not _needs_pieces(query, key, value, cumulative_q, cumulative_kv):
+    needed, offsets = _pieces_needed(query, key, value, cumulative_q, cumulative_kv)
+    if not needed:
         return run(query, key, value, cumulative_q, cumulative_kv, *call)
-    return attention_in_pieces(run, query, key, value, cumulative_q, cumulative_kv, call)
+    return attention_in_pieces(run, query, key, value, offsets, call)

@@ -86,18 +86,12 @@ void store_row(const TensorView& t, int64_t row, const float* src, int64_t step,
 }
 
 void zero_fill(const TensorView& t) {
-  if (!t.defined() || t.numel() == 0) return;
-  int64_t idx[kMaxTensorDims] = {};
-  const size_t size = dtype_size(t.dtype);
-  for (;;) {
-    int64_t off = 0;
-    for (int i = 0; i < t.ndim; ++i) off += idx[i] * t.stride[i];
-    unsigned char* p = static_cast<unsigned char*>(t.data) + off * static_cast<int64_t>(size);
-    for (size_t k = 0; k < size; ++k) p[k] = 0;  // +0.0 in every dtype
-    int d = t.ndim - 1;
-    while (d >= 0 && ++idx[d] == t.shape[d]) idx[d--] = 0;
-    if (d < 0) return;
-  }
+  const int64_t size = static_cast<int64_t>(dtype_size(t.dtype));
+  for_each_element(t, [&](int64_t off) {
+    unsigned char* p = static_cast<unsigned char*>(t.data) + off * size;
+    for (int64_t k = 0; k < size; ++k) p[k] = 0;  // +0.0 in every dtype
+    return true;
+  });
 }
 
 }  // namespace gna::cpu

@@ -53,4 +53,21 @@ void store_row(const TensorView& t, int64_t row, const float* src, int64_t step,
 // Sets every element of `t` (any layout) to zero.
 void zero_fill(const TensorView& t);
 
+// Calls visit(offset) with the element offset of every element of `t` (any
+// layout), last axis fastest, until a call returns false. Returns whether
+// every call returned true.
+template <class Visit>
+bool for_each_element(const TensorView& t, Visit visit) {
+  if (!t.defined() || t.numel() == 0) return true;
+  int64_t idx[kMaxTensorDims] = {};
+  for (;;) {
+    int64_t off = 0;
+    for (int i = 0; i < t.ndim; ++i) off += idx[i] * t.stride[i];
+    if (!visit(off)) return false;
+    int d = t.ndim - 1;
+    while (d >= 0 && ++idx[d] == t.shape[d]) idx[d--] = 0;
+    if (d < 0) return true;
+  }
+}
+
 }  // namespace gna::cpu
