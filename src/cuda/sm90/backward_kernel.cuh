@@ -256,14 +256,14 @@ __device__ __forceinline__ void mask_scores(const BackwardParams& p, const Step&
 template <class Config>
 __device__ __forceinline__ void issue_transposed_scores(uint32_t a_base, uint32_t b_base,
                                                         float (&acc)[Config::kBlockM / 2]) {
+  const uint64_t a = make_desc(a_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
+  const uint64_t b = make_desc(b_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
 #pragma unroll
   for (int kk = 0; kk < Config::kHeadDim / 16; ++kk) {
     const int chunk = kk * 16 / Config::kChunk, col_bytes = (kk * 16 % Config::kChunk) * 2;
-    const uint64_t da = make_desc(a_base + chunk * Config::kBlockN * Config::kRowBytes + col_bytes,
-                                  16, 8 * Config::kRowBytes, Config::kSwizzle);
-    const uint64_t db = make_desc(b_base + chunk * Config::kBlockM * Config::kRowBytes + col_bytes,
-                                  16, 8 * Config::kRowBytes, Config::kSwizzle);
-    gmma_ss<typename Config::Element, Config::kBlockM>(da, db, acc, kk > 0);
+    gmma_ss<typename Config::Element, Config::kBlockM>(
+        desc_offset(a, chunk * Config::kBlockN * Config::kRowBytes + col_bytes),
+        desc_offset(b, chunk * Config::kBlockM * Config::kRowBytes + col_bytes), acc, kk > 0);
   }
   gmma_commit();
 }
@@ -274,12 +274,12 @@ template <class Config>
 __device__ __forceinline__ void issue_key_gradient(const uint32_t (&a)[Config::kBlockM / 16][4],
                                                    uint32_t b_base,
                                                    float (&acc)[Config::kHeadDim / 2]) {
+  const uint64_t desc = make_desc(b_base, Config::kBlockM * Config::kRowBytes,
+                                  8 * Config::kRowBytes, Config::kSwizzle);
 #pragma unroll
   for (int b = 0; b < Config::kBlockM / 16; ++b) {
-    const uint64_t db = make_desc(b_base + b * 16 * Config::kRowBytes,
-                                  Config::kBlockM * Config::kRowBytes, 8 * Config::kRowBytes,
-                                  Config::kSwizzle);
-    gmma_rs<typename Config::Element, Config::kHeadDim>(a[b], db, acc);
+    gmma_rs<typename Config::Element, Config::kHeadDim>(
+        a[b], desc_offset(desc, b * 16 * Config::kRowBytes), acc);
   }
 }
 
@@ -290,14 +290,13 @@ template <class Config>
 __device__ __forceinline__ void issue_query_gradient(uint32_t ds_base, uint32_t k_base,
                                                      float (&acc)[Config::kDqCols / 2]) {
   constexpr int kDsRow = 128;  // bytes per key row of one 64-query block
+  const uint64_t a = make_desc(ds_base, Config::kBlockN * kDsRow, 8 * kDsRow, Swizzle::b128);
+  const uint64_t b = make_desc(k_base, Config::kBlockN * Config::kRowBytes, 8 * Config::kRowBytes,
+                               Config::kSwizzle);
 #pragma unroll
   for (int kk = 0; kk < Config::kBlockN / 16; ++kk) {
-    const uint64_t da = make_desc(ds_base + kk * 16 * kDsRow, Config::kBlockN * kDsRow, 8 * kDsRow,
-                                  Swizzle::b128);
-    const uint64_t db = make_desc(k_base + kk * 16 * Config::kRowBytes,
-                                  Config::kBlockN * Config::kRowBytes, 8 * Config::kRowBytes,
-                                  Config::kSwizzle);
-    gmma_ss_mn<typename Config::Element, Config::kDqCols>(da, db, acc, kk > 0);
+    gmma_ss_mn<typename Config::Element, Config::kDqCols>(
+        desc_offset(a, kk * 16 * kDsRow), desc_offset(b, kk * 16 * Config::kRowBytes), acc, kk > 0);
   }
   gmma_commit();
 }
@@ -321,6 +320,41 @@ __device__ __forceinline__ void stage_ds(uint8_t* ds, int row0, int lane,
   }
 }
 
+// X^T of step i (S^T = K Q^T or dP^T = V dO^T) once its Q (or dO) landed
+// in stage i % kStages. Asynchronous: one commit group.
+template <class Config>
+__device__ __forceinline__ void issue_scores(uint64_t* landed, uint32_t rows, uint8_t* stage,
+                                             int32_t i, float (&acc)[Config::kBlockM / 2]) {
+  mbar_wait(landed, (i / Config::kStages) & 1);
+  fence_registers(acc);
+  gmma_fence();
+  issue_transposed_scores<Config>(rows, smem_addr(stage), acc);
+}
+
+// Hands this warpgroup's finished dQ piece to the writer warp, float4 per
+// thread and register group: piece float (4 * (g * 128 + thread) + e) is
+// dq[4g + e].
+template <class Config>
+__device__ __forceinline__ void stage_dq(const BackwardSmem<Config>& smem, int consumer, int thread,
+                                         const float (&dq)[Config::kDqCols / 2]) {
+  named_barrier_sync(kDqFree + consumer, kWriterAndGroup);
+  float4* staged = reinterpret_cast<float4*>(smem.dq(consumer));
+#pragma unroll
+  for (int g = 0; g < Config::kDqCols / 8; ++g) {
+    staged[g * 128 + thread] = make_float4(dq[4 * g], dq[4 * g + 1], dq[4 * g + 2], dq[4 * g + 3]);
+  }
+  fence_async_shared();
+  named_barrier_arrive(kDqFull + consumer, kWriterAndGroup);
+}
+
+// With 64-query steps (D = 128) the products of a step queue on the tensor
+// cores so that the work between them overlaps: step i issues dQ (i - 1)
+// (its dS^T is still staged) and S^T (i) together, hands dQ (i - 1) to the
+// writer while S^T runs, and issues dP^T (i) then. Every product a step
+// issues retires within the step: ptxas keeps wgmma asynchronous only when
+// no accumulator is in flight across the loop's back edge. With 128-query
+// steps (D <= 64) the wider S^T and dP^T leave no registers for a dQ in
+// flight beside them, and a step issues and retires its own dQ at its end.
 template <class Config>
 __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& smem, const KvCta& c,
                         int consumer, int32_t kv_head, int32_t batch) {
@@ -336,7 +370,14 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
   for (int i = 0; i < kD / 2; ++i) dk[i] = dv[i] = 0.0f;
   float st[kM / 2], dp[kM / 2];  // S^T then P^T; dP^T
   uint32_t pa[kM / 16][4], dsa[kM / 16][4];
-  float dq[Config::kDqCols / 2];
+  // With dQ carried into the next step, its accumulator lives in the front
+  // of dP^T's registers: that step is done with dQ before it issues dP^T,
+  // and the register allocator does not find that on its own.
+  constexpr bool kCarryDq = kM == 64;
+  static_assert(Config::kDqCols <= kM, "dQ piece larger than the dP^T registers");
+  using DqRegisters = float[Config::kDqCols / 2];
+  float dq_own[kCarryDq ? 1 : Config::kDqCols / 2];
+  DqRegisters& dq = *reinterpret_cast<DqRegisters*>(kCarryDq ? &dp[0] : &dq_own[0]);
 
   const uint32_t k_rows = smem_addr(smem.k()) + consumer * 64 * Config::kRowBytes;
   const uint32_t v_rows = smem_addr(smem.v()) + consumer * 64 * Config::kRowBytes;
@@ -345,21 +386,30 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
   const uint32_t k_piece = smem_addr(smem.k()) +
                            (kD == 128 ? consumer * Config::kBlockN * Config::kRowBytes : 0);
   const int ds_block = kM == 128 ? consumer : 0;
+  auto issue_dq = [&](int32_t i) {  // dQ piece of step i from its staged dS^T
+    fence_registers(dq);
+    gmma_fence();
+    issue_query_gradient<Config>(smem_addr(smem.ds(i % 2)) + ds_block * (128 * 128), k_piece, dq);
+  };
 
   mbar_wait(smem.kv_full(), 0);
+  Step step = step_of(p, c, kv_head, batch, 0);
   for (int32_t i = 0; i < c.steps; ++i) {
-    const Step step = step_of(p, c, kv_head, batch, i);
     const int s = i % kStages;
-    const uint32_t parity = (i / kStages) & 1;
 
-    // S^T and dP^T of the step; exponentiate S^T while dP^T runs.
-    mbar_wait(smem.q_full(s), parity);
-    mbar_wait(smem.do_full(s), parity);
-    fence_registers(st);
-    fence_registers(dp);
-    gmma_fence();
-    issue_transposed_scores<Config>(k_rows, smem_addr(smem.q(s)), st);
-    issue_transposed_scores<Config>(v_rows, smem_addr(smem.dout(s)), dp);
+    if constexpr (kCarryDq) {
+      // Pending after the issues: [dQ (i - 1)] [S^T (i)].
+      if (i > 0) issue_dq(i - 1);
+      issue_scores<Config>(smem.q_full(s), k_rows, smem.q(s), i, st);
+      gmma_wait<1>();
+      fence_registers(dq);
+      if (i > 0) stage_dq<Config>(smem, consumer, thread, dq);
+    } else {
+      issue_scores<Config>(smem.q_full(s), k_rows, smem.q(s), i, st);
+    }
+    issue_scores<Config>(smem.do_full(s), v_rows, smem.dout(s), i, dp);
+
+    // P^T = exp2(S^T scale log2e - lse2), while dP^T runs.
     gmma_wait<1>();
     fence_registers(st);
     if (!step.full) mask_scores<kM>(p, step, keys, lane, st);
@@ -370,8 +420,8 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
       const float2 l = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * (lane % 4));
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        st[4 * j + 2 * r] = exp2f(fmaf(st[4 * j + 2 * r], p.scale_log2, -l.x));
-        st[4 * j + 2 * r + 1] = exp2f(fmaf(st[4 * j + 2 * r + 1], p.scale_log2, -l.y));
+        st[4 * j + 2 * r] = exp2_approx(fmaf(st[4 * j + 2 * r], p.scale_log2, -l.x));
+        st[4 * j + 2 * r + 1] = exp2_approx(fmaf(st[4 * j + 2 * r + 1], p.scale_log2, -l.y));
       }
     }
     gmma_wait<0>();
@@ -391,20 +441,19 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     }
 
     // dV and dK need only this warpgroup's rows: issue them at once, then
-    // stage dS^T for the dQ product, which needs both warpgroups' rows.
+    // stage dS^T for the next step's dQ product, which needs both
+    // warpgroups' rows.
     fence_registers(dv);
     fence_registers(dk);
     gmma_fence();
     issue_key_gradient<Config>(pa, smem_addr(smem.dout(s)), dv);
     issue_key_gradient<Config>(dsa, smem_addr(smem.q(s)), dk);
     gmma_commit();
-    uint8_t* ds = smem.ds(i % 2);
-    stage_ds<kM>(ds, row0, lane, dsa);
+    stage_ds<kM>(smem.ds(i % 2), row0, lane, dsa);
     fence_async_shared();
+    if (i + 1 < c.steps) step = next_step(p, c, kv_head, batch, i, step);
     named_barrier_sync(kDsReady, 256);
-    fence_registers(dq);
-    gmma_fence();
-    issue_query_gradient<Config>(smem_addr(ds) + ds_block * (128 * 128), k_piece, dq);
+    if constexpr (!kCarryDq) issue_dq(i);
     gmma_wait<0>();
     fence_registers(dv);
     fence_registers(dk);
@@ -413,17 +462,13 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     // then ordered before the producer's next load into the stage, in the
     // hardware and in racecheck's model alike.
     mbar_arrive(smem.stage_free(s));
-
-    // Stage the dQ piece for the writer warp, float4 per thread and
-    // register group: piece float (4 * (g * 128 + thread) + e) is dq[4g + e].
-    named_barrier_sync(kDqFree + consumer, kWriterAndGroup);
-    float4* staged = reinterpret_cast<float4*>(smem.dq(consumer));
-#pragma unroll
-    for (int g = 0; g < Config::kDqCols / 8; ++g) {
-      staged[g * 128 + thread] = make_float4(dq[4 * g], dq[4 * g + 1], dq[4 * g + 2], dq[4 * g + 3]);
-    }
-    fence_async_shared();
-    named_barrier_arrive(kDqFull + consumer, kWriterAndGroup);
+    if constexpr (!kCarryDq) stage_dq<Config>(smem, consumer, thread, dq);
+  }
+  if (kCarryDq && c.steps > 0) {
+    issue_dq(c.steps - 1);
+    gmma_wait<0>();
+    fence_registers(dq);
+    stage_dq<Config>(smem, consumer, thread, dq);
   }
 
   // Epilogue: dK (scaled) and dV of the keys that exist, or the additional
@@ -474,8 +519,7 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
     backward_kernel(const __grid_constant__ BackwardParams p,
                     const __grid_constant__ BackwardMaps maps) {
   extern __shared__ uint8_t smem_raw[];
-  const BackwardSmem<Config> smem{reinterpret_cast<uint8_t*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023))};
+  const BackwardSmem<Config> smem{aligned_smem(smem_raw)};
   const int warpgroup = threadIdx.x / 128;
   const int32_t kv_head = blockIdx.y, batch = p.batch_base + blockIdx.z;
   const KvCta c = kv_cta(p, blockIdx.x);

@@ -72,35 +72,81 @@ __device__ __forceinline__ int64_t offset_of(const Strided& t, int32_t batch, co
 }
 
 constexpr int kPassThreads = 256;
+constexpr int kVector = 8;  // elements of 16 bytes
 
+// Whether every row of t can be read (or written) 16 bytes at a time:
+// unit element stride, aligned base and row strides, whole vectors per row.
+__device__ __forceinline__ bool vector_rows(const Strided& t, int width) {
+  bool ok = t.stride[5] == 1 && width % kVector == 0 &&
+            reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
+#pragma unroll
+  for (int i = 0; i < 5; ++i) ok = ok && t.stride[i] % kVector == 0;
+  return ok;
+}
+
+template <class T>
+__device__ __forceinline__ float dot8(uint4 a, uint4 b) {
+  const T* x = reinterpret_cast<const T*>(&a);
+  const T* y = reinterpret_cast<const T*>(&b);
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kVector; ++i) sum = fmaf(to_float(x[i]), to_float(y[i]), sum);
+  return sum;
+}
+
+// delta = dO . O of one row (to be reduced over `lanes` neighbouring lanes);
+// this lane's share: 16-byte chunks lane, lane + lanes, ... when the rows
+// allow vectors, elements otherwise.
+template <class T>
+__device__ __forceinline__ float row_dot(const BackwardPassParams& p, bool vectors, int64_t at,
+                                         int64_t at_do, int lane, int lanes) {
+  const T* o = static_cast<const T*>(p.o.data);
+  const T* dout = static_cast<const T*>(p.dout.data);
+  float dot = 0.0f;
+  if (vectors) {
+    for (int c = lane; c < p.head_dim_v / kVector; c += lanes) {
+      dot += dot8<T>(*reinterpret_cast<const uint4*>(o + at + c * kVector),
+                     *reinterpret_cast<const uint4*>(dout + at_do + c * kVector));
+    }
+  } else {
+    for (int e = lane; e < p.head_dim_v; e += lanes) {
+      dot = fmaf(to_float(o[at + e * p.o.stride[5]]), to_float(dout[at_do + e * p.dout.stride[5]]),
+                 dot);
+    }
+  }
+  return dot;
+}
+
+// A group of `lanes` neighbouring lanes (a power of two up to 32) per row,
+// so that one warp instruction reads several rows' worth of whole vectors.
 template <class T>
 __global__ void __launch_bounds__(kPassThreads) prepass_kernel(const BackwardPassParams p) {
   const int32_t tile = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
   const int64_t rb = (static_cast<int64_t>(batch) * p.heads + head) * p.q_tiles + tile;
   const TileRows t = tile_rows(p, tile);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const T* o = static_cast<const T*>(p.o.data);
-  const T* dout = static_cast<const T*>(p.dout.data);
-  for (int row = warp; row < p.rows; row += kPassThreads / 32) {
+  const bool vectors = vector_rows(p.o, p.head_dim_v) && vector_rows(p.dout, p.head_dim_v);
+  const int lanes = vectors ? max(1, min(32, p.head_dim_v / kVector)) : 32;
+  const int lane = threadIdx.x % lanes, rows_at_once = kPassThreads / lanes;
+  for (int row = threadIdx.x / lanes; row < p.rows; row += rows_at_once) {
     int64_t x[3];
-    float lse2 = INFINITY, delta = 0.0f;
-    if (row_coords(p, t, row, x)) {
-      const int64_t at = offset_of(p.o, batch, x, head);
-      const int64_t at_do = offset_of(p.dout, batch, x, head);
-      float dot = 0.0f;
-      for (int e = lane; e < p.head_dim_v; e += 32) {
-        dot += to_float(o[at + e * p.o.stride[5]]) * to_float(dout[at_do + e * p.dout.stride[5]]);
-      }
-#pragma unroll
-      for (int m = 16; m > 0; m /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, m);
-      delta = dot;
-      if (p.dlse.data != nullptr) {
-        delta -= static_cast<const float*>(p.dlse.data)[offset_of(p.dlse, batch, x, head)];
-      }
-      lse2 = static_cast<const float*>(p.lse.data)[offset_of(p.lse, batch, x, head)] *
-             1.4426950408889634f;
+    const bool exists = row_coords(p, t, row, x);
+    float dot = 0.0f;
+    if (exists) {
+      dot = row_dot<T>(p, vectors, offset_of(p.o, batch, x, head),
+                       offset_of(p.dout, batch, x, head), lane, lanes);
     }
+    // Every lane of the warp takes part (rows past the group add zeros).
+    for (int m = lanes / 2; m > 0; m /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, m);
     if (lane == 0) {
+      float lse2 = INFINITY, delta = 0.0f;
+      if (exists) {
+        delta = dot;
+        if (p.dlse.data != nullptr) {
+          delta -= static_cast<const float*>(p.dlse.data)[offset_of(p.dlse, batch, x, head)];
+        }
+        lse2 = static_cast<const float*>(p.lse.data)[offset_of(p.lse, batch, x, head)] *
+               1.4426950408889634f;
+      }
       p.lse2[rb * p.rows + row] = lse2;
       p.delta[rb * p.rows + row] = delta;
     }
@@ -117,29 +163,53 @@ __global__ void __launch_bounds__(kPassThreads) prepass_kernel(const BackwardPas
 // g = e / 512, t = (e / 4) % 128, r = e % 4; that element is row
 // 16 * (t / 32) + (t % 32) / 4 + 8 * (r / 2), column 8g + 2 * (t % 4) + r % 2
 // of the piece, which is rows 0-63 and head-dim columns 64w.. (D = 128) or
-// rows 64w.. and every column (D < 128) of the tile.
+// rows 64w.. and every column (D < 128) of the tile. The tile goes through
+// shared memory, scaled and rounded, so that it leaves in whole rows.
+constexpr int kDqTileElements = 64 * 128;  // the largest M x D: 64 x 128, 128 x 64
 template <class T>
 __global__ void __launch_bounds__(kPassThreads) dq_pass_kernel(const BackwardPassParams p) {
+  constexpr int kPad = kVector;  // elements: rows 16 bytes apart modulo the banks
+  __shared__ __align__(16) T tile_smem[kDqTileElements + 128 * kPad];
   const int32_t tile = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
   const int64_t rb = (static_cast<int64_t>(batch) * p.heads + head) * p.q_tiles + tile;
   const TileRows t = tile_rows(p, tile);
-  const float* acc = p.dq_acc + rb * p.rows * p.head_dim;
-  T* dq = static_cast<T*>(const_cast<void*>(p.dq.data));
+  const float4* acc = reinterpret_cast<const float4*>(p.dq_acc + rb * p.rows * p.head_dim);
   const bool by_head_dim = p.dq_cols != p.head_dim;
-  const int piece = 64 * p.dq_cols;
-  for (int pair = threadIdx.x; pair < p.rows * p.head_dim / 2; pair += kPassThreads) {
-    const int w = (2 * pair) / piece, e = (2 * pair) % piece;
-    const int g = e / 512, th = (e / 4) % 128, r = e % 4;
-    const int row = 16 * (th / 32) + (th % 32) / 4 + 8 * (r / 2);
+  const int piece = 64 * p.dq_cols, pitch = p.head_dim + kPad;
+
+  // Scratch (fragment order) -> shared memory (row-major), four floats at a time.
+  for (int q = threadIdx.x; q < p.rows * p.head_dim / 4; q += kPassThreads) {
+    const int w = (4 * q) / piece, e = (4 * q) % piece;
+    const int g = e / 512, th = (e / 4) % 128;
+    const int row = 16 * (th / 32) + (th % 32) / 4;
     const int col = 8 * g + 2 * (th % 4);
     const int tile_row = by_head_dim ? row : 64 * w + row;
     const int dim = by_head_dim ? 64 * w + col : col;
+    const float4 v = acc[q];
+    T* top = tile_smem + tile_row * pitch + dim;
+    T* bottom = top + 8 * pitch;
+    top[0] = from_float<T>(v.x * p.scale);
+    top[1] = from_float<T>(v.y * p.scale);
+    bottom[0] = from_float<T>(v.z * p.scale);
+    bottom[1] = from_float<T>(v.w * p.scale);
+  }
+  __syncthreads();
+
+  // Shared memory -> dQ, 16 bytes per thread where the layout allows.
+  T* dq = static_cast<T*>(const_cast<void*>(p.dq.data));
+  const bool vectors = vector_rows(p.dq, p.head_dim);
+  const int per_row = vectors ? p.head_dim / kVector : p.head_dim;
+  for (int i = threadIdx.x; i < p.rows * per_row; i += kPassThreads) {
+    const int row = i / per_row, c = i % per_row;
     int64_t x[3];
-    if (!row_coords(p, t, tile_row, x)) continue;
-    const int64_t at = offset_of(p.dq, batch, x, head) + dim * p.dq.stride[5];
-    const float2 v = *reinterpret_cast<const float2*>(acc + w * piece + e);
-    dq[at] = from_float<T>(v.x * p.scale);
-    dq[at + p.dq.stride[5]] = from_float<T>(v.y * p.scale);
+    if (!row_coords(p, t, row, x)) continue;
+    const int64_t at = offset_of(p.dq, batch, x, head);
+    if (vectors) {
+      *reinterpret_cast<uint4*>(dq + at + c * kVector) =
+          *reinterpret_cast<const uint4*>(tile_smem + row * pitch + c * kVector);
+    } else {
+      dq[at + c * p.dq.stride[5]] = tile_smem[row * pitch + c];
+    }
   }
 }
 

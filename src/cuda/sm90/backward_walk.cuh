@@ -86,37 +86,64 @@ struct Step {
   bool full;         // no element mask needed
 };
 
+// first, full and row_block of a neighborhood CTA's step from its head and
+// query tile per axis.
+__device__ __forceinline__ void place_step(const BackwardParams& p, const KvCta& c, int32_t batch,
+                                           Step& s) {
+  s.full = true;
+  int32_t linear = 0;
+#pragma unroll
+  for (int a = 0; a < 3; ++a) {
+    s.group[a] = c.group[a];
+    s.first[a] = s.tile[a] << p.axis[a].q_log2;
+    s.full = s.full && c.full_first[a] <= s.tile[a] && s.tile[a] <= c.full_last[a];
+    const TileGrid grid = query_grid(p.axis[a]);
+    linear = linear * grid.tiles + grid_offset(grid, s.group[a]) + s.tile[a];
+  }
+  s.row_block = (batch * p.heads + s.head) * p.q_tiles + linear;
+}
+
 __device__ __forceinline__ Step step_of(const BackwardParams& p, const KvCta& c, int32_t kv_head,
                                         int32_t batch, int32_t i) {
   Step s;
-  int32_t linear = 0;
   if (c.extra) {
     const int32_t flat = c.first_step + i;
     s.head = kv_head * p.group + flat / p.q_tiles;
-    linear = flat % p.q_tiles;
+    const int32_t linear = flat % p.q_tiles;
     query_tile_cells(p.axis, linear, s.group, s.tile);
 #pragma unroll
     for (int a = 0; a < 3; ++a) s.first[a] = s.tile[a] << p.axis[a].q_log2;
     s.full = c.extra_full;
-  } else {
-    s.head = kv_head * p.group + i / c.per_head;
-    int32_t rest = i % c.per_head;
-    s.full = true;
+    s.row_block = (batch * p.heads + s.head) * p.q_tiles + linear;
+    return s;
+  }
+  s.head = kv_head * p.group + i / c.per_head;
+  int32_t rest = i % c.per_head;
 #pragma unroll
-    for (int a = 2; a >= 0; --a) {
-      s.tile[a] = c.first[a] + rest % c.count[a];
-      rest /= c.count[a];
-      s.group[a] = c.group[a];
-      s.first[a] = s.tile[a] << p.axis[a].q_log2;
-      s.full = s.full && c.full_first[a] <= s.tile[a] && s.tile[a] <= c.full_last[a];
-    }
+  for (int a = 2; a >= 0; --a) {
+    s.tile[a] = c.first[a] + rest % c.count[a];
+    rest /= c.count[a];
+  }
+  place_step(p, c, batch, s);
+  return s;
+}
+
+// The step after `s` (step i + 1 after step i), stepping the walk's query
+// tiles like an odometer (axis 2 fastest, then the query head) rather than
+// dividing the step index as step_of does.
+__device__ __forceinline__ Step next_step(const BackwardParams& p, const KvCta& c, int32_t kv_head,
+                                          int32_t batch, int32_t i, Step s) {
+  if (c.extra) return step_of(p, c, kv_head, batch, i + 1);
+  bool wrap = true;
 #pragma unroll
-    for (int a = 0; a < 3; ++a) {
-      const TileGrid grid = query_grid(p.axis[a]);
-      linear = linear * grid.tiles + grid_offset(grid, s.group[a]) + s.tile[a];
+  for (int a = 2; a >= 0; --a) {
+    if (wrap) {
+      wrap = s.tile[a] + 1 == c.first[a] + c.count[a];
+      s.tile[a] = wrap ? c.first[a] : s.tile[a] + 1;
     }
   }
-  s.row_block = (batch * p.heads + s.head) * p.q_tiles + linear;
+  if (wrap) ++s.head;
+  place_step(p, c, batch, s);
   return s;
 }
 

@@ -206,14 +206,14 @@ template <class Config>
 __device__ __forceinline__ void issue_qk(uint32_t q_base, uint32_t k_base,
                                          float (&sc)[Config::kBlockN / 2]) {
   constexpr int kN = Config::kBlockN;
+  const uint64_t q = make_desc(q_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
+  const uint64_t k = make_desc(k_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
 #pragma unroll
   for (int kk = 0; kk < Config::kHeadDim / 16; ++kk) {
     const int chunk = kk * 16 / Config::kChunk, col_bytes = (kk * 16 % Config::kChunk) * 2;
-    const uint64_t da = make_desc(q_base + chunk * Config::kBlockM * Config::kRowBytes + col_bytes,
-                                  16, 8 * Config::kRowBytes, Config::kSwizzle);
-    const uint64_t db = make_desc(k_base + chunk * kN * Config::kRowBytes + col_bytes, 16,
-                                  8 * Config::kRowBytes, Config::kSwizzle);
-    gmma_ss<typename Config::Element, kN>(da, db, sc, kk > 0);
+    gmma_ss<typename Config::Element, kN>(
+        desc_offset(q, chunk * Config::kBlockM * Config::kRowBytes + col_bytes),
+        desc_offset(k, chunk * kN * Config::kRowBytes + col_bytes), sc, kk > 0);
   }
   gmma_commit();
 }
@@ -224,11 +224,12 @@ template <class Config>
 __device__ __forceinline__ void issue_pv(const uint32_t (&pa)[Config::kBlockN / 16][4],
                                          uint32_t v_base, float (&o)[Config::kHeadDim / 2]) {
   constexpr int kN = Config::kBlockN;
+  const uint64_t v = make_desc(v_base, kN * Config::kRowBytes, 8 * Config::kRowBytes,
+                               Config::kSwizzle);
 #pragma unroll
   for (int b = 0; b < kN / 16; ++b) {
-    const uint64_t db = make_desc(v_base + b * 16 * Config::kRowBytes, kN * Config::kRowBytes,
-                                  8 * Config::kRowBytes, Config::kSwizzle);
-    gmma_rs<typename Config::Element, Config::kHeadDim>(pa[b], db, o);
+    gmma_rs<typename Config::Element, Config::kHeadDim>(
+        pa[b], desc_offset(v, b * 16 * Config::kRowBytes), o);
   }
   gmma_commit();
 }
@@ -249,7 +250,7 @@ __device__ __forceinline__ void softmax_step(float (&sc)[kN / 2], float (&row_ma
     // A row that has seen nothing yet keeps max -inf; subtract 0 instead
     // so that exp2 gives 0 rather than NaN.
     const float base = m == -INFINITY ? 0.0f : m * scale_log2;
-    rescale[i] = exp2f(row_max[i] * scale_log2 - base);
+    rescale[i] = exp2_approx(row_max[i] * scale_log2 - base);
     row_max[i] = m;
     float sum = 0.0f;
 #pragma unroll
@@ -257,7 +258,7 @@ __device__ __forceinline__ void softmax_step(float (&sc)[kN / 2], float (&row_ma
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         float& x = sc[4 * j + 2 * i + e];
-        x = exp2f(fmaf(x, scale_log2, -base));
+        x = exp2_approx(fmaf(x, scale_log2, -base));
         sum += x;
       }
     }
@@ -400,8 +401,7 @@ template <class Config>
 __global__ void __launch_bounds__(Config::kThreads, 1)
     forward_kernel(const __grid_constant__ ForwardParams p, const __grid_constant__ TensorMaps maps) {
   extern __shared__ uint8_t smem_raw[];
-  const Smem<Config> smem{reinterpret_cast<uint8_t*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023))};
+  const Smem<Config> smem{aligned_smem(smem_raw)};
   const int warpgroup = threadIdx.x / 128;
   const int32_t head = blockIdx.y, batch = blockIdx.z;
 

@@ -15,6 +15,24 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// The dynamic shared memory, 1024-byte aligned for the 128-byte swizzle.
+// Offsetting the __shared__ array itself (rather than rounding its address
+// as an integer) keeps every access in the shared state space: STS and LDS
+// with 32-bit addresses instead of generic stores and loads, which cost
+// 64-bit address arithmetic and make fence.proxy.async wait for all memory.
+__device__ __forceinline__ uint8_t* aligned_smem(uint8_t* raw) {
+  return raw + ((1024u - (smem_addr(raw) & 1023u)) & 1023u);
+}
+
+// 2^x on the special function unit alone. Results below 2^-126 flush to 0:
+// softmax weights that small vanish against fp16/bf16 products anyway, and
+// exp2f's exact subnormal path costs three more instructions per element.
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // ---- mbarrier ---------------------------------------------------------------
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t arrivals) {
@@ -166,6 +184,14 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t addr, uint32_t leading, u
   d |= static_cast<uint64_t>((stride >> 4) & 0x3fff) << 32;
   d |= static_cast<uint64_t>(swizzle) << 62;
   return d;
+}
+
+// The descriptor of the tile `bytes` further on (a multiple of 16). The
+// start address is the low field, in 16-byte units; shared memory ends
+// below 2^18 bytes, so the sum never carries into the next field. Built once
+// per tile and offset per instruction, a descriptor costs one add.
+__device__ __forceinline__ uint64_t desc_offset(uint64_t desc, uint32_t bytes) {
+  return desc + (bytes >> 4);
 }
 
 }  // namespace gna::sm90
