@@ -9,7 +9,7 @@ from . import _arguments as args
 from . import _numpy_ops
 from . import context
 from ._merge import merge_attentions  # noqa: F401  (part of this module's API)
-from ._varlen import varlen_offsets
+from ._varlen import varlen_maxima, varlen_offsets
 
 try:
     import torch
@@ -249,5 +249,7 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
         output, lse = _numpy_ops.attention_forward(query, key, value, *offsets, *call)
     else:
         from . import _torch_ops
-        output, lse = _torch_ops.attention(query, key, value, *offsets, *call)
+        output, lse = _torch_ops.attention(query, key, value, *offsets, *call,
+                                           *varlen_maxima(cumulative_seqlen_Q, max_seqlen_Q,
+                                                          max_seqlen_KV))
     return (output, lse) if return_lse else output
