@@ -203,8 +203,9 @@ class PackedOffsets : public ::testing::Test {
     reference.backend = "reference";
     const Sequences host_sequences{qo, ko};
     attention_forward(params, p.forward_args(false), host_sequences, reference);
-    Pair want_dq(c.dtype, {1, p.Lq, c.heads, c.dim}), want_dk(c.dtype, {1, p.Lk, c.kv_heads, c.dim}),
-        want_dv(c.dtype, {1, p.Lk, c.kv_heads, c.dim_v});
+    Pair want_dq(c.dtype, {1, p.Lq, c.heads, c.dim});
+    Pair want_dk(c.dtype, {1, p.Lk, c.kv_heads, c.dim});
+    Pair want_dv(c.dtype, {1, p.Lk, c.kv_heads, c.dim_v});
     {
       BackwardArgs b = p.backward_args(false, c.grad_lse);
       b.grad_query = want_dq.host_view;

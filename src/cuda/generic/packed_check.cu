@@ -52,7 +52,8 @@ __device__ int32_t broken_rule(const PackedShape& s, int64_t query_max, int64_t 
 // Orders problems: broken rules first, then by index, then by code.
 __device__ __forceinline__ unsigned long long rank_of(int32_t code, int64_t i) {
   const unsigned long long overrun = code > OffsetsStatus::kFatal ? 1ull << 62 : 0ull;
-  return overrun | (static_cast<unsigned long long>(i) << 5) | static_cast<unsigned long long>(code);
+  return overrun | (static_cast<unsigned long long>(i) << 5) |
+         static_cast<unsigned long long>(code);
 }
 
 constexpr int kCheckThreads = 256;
