@@ -76,12 +76,63 @@ struct Sequences {
   bool packed() const { return !query_offsets.empty() || !key_offsets.empty(); }
 };
 
+// Or, for CUDA tensors, the same offsets in int32 device memory (NATTEN's
+// cumulative_seqlen_Q/KV), read there by cuda-generic's packed kernels:
+// nothing waits for the GPU. The host cannot check such offsets without a
+// sync, so the GPU does: before any other work, one kernel checks every rule
+// above, plus max_seqlen (query_max / key_max, when >= 0) against every
+// length. A broken rule makes that call write NaN into all its outputs
+// (O, LSE, gradients; no read or write ever leaves the tensors) and, when
+// `status` is given, is recorded there (OffsetsStatus, first problem wins,
+// set to zeros by the caller) for the caller to read when it wants. A
+// length above its max_seqlen is recorded but the result stays right: the
+// kernels do not use the maxima.
+struct DeviceOffsets {
+  const int32_t* query = nullptr;  // (sequences + 1) entries
+  const int32_t* key = nullptr;    // (sequences + 1) entries
+  int64_t sequences = 0;
+  int64_t query_max = -1, key_max = -1;  // max_seqlen_Q/KV; < 0: not given
+  int32_t* status = nullptr;             // 4 int32 on the device (OffsetsStatus), optional
+};
+
+// What DeviceOffsets::status holds after a call with bad offsets: the rule
+// broken (0: none), the entry or sequence, the value found and the one
+// expected. The codes past kFatal only record a too small max_seqlen.
+struct OffsetsStatus {
+  enum Code : int32_t {
+    ok = 0,
+    query_start = 1,       // cumulative_seqlen_Q[index] = value, expected 0
+    key_start = 2,         // cumulative_seqlen_KV[index] = value, expected 0
+    query_decreasing = 3,  // cumulative_seqlen_Q[index] = value < expected = [index - 1]
+    key_decreasing = 4,    // cumulative_seqlen_KV[index] = value < expected = [index - 1]
+    query_end = 5,         // cumulative_seqlen_Q[index] = value, expected the query tokens
+    key_end = 6,           // cumulative_seqlen_KV[index] = value, expected the key tokens
+    no_keys = 7,           // sequence index: value queries, no keys
+    causal_lengths = 8,    // sequence index: value queries, expected keys (is_causal)
+    kFatal = 8,            // codes up to here make the call's outputs NaN
+    query_above_max = 9,   // sequence index: value queries > expected = max_seqlen_Q
+    key_above_max = 10,    // sequence index: value keys > expected = max_seqlen_KV
+  };
+  int32_t code = ok, index = 0, value = 0, expected = 0;
+};
+
+// The message for a status (empty for ok), naming the argument and rule.
+std::string describe(const OffsetsStatus& status);
+
 // Return the backend of the last call made ("" when nothing ran). Gradients
 // of keys no query attends to are zero.
 std::string attention_forward(const DenseParams& params, const ForwardArgs& args,
                               const Sequences& sequences = {}, const Options& options = {});
 std::string attention_backward(const DenseParams& params, const BackwardArgs& args,
                                const Sequences& sequences = {}, const Options& options = {});
+// The same on offsets in GPU memory (DeviceOffsets): cuda-generic's packed
+// kernels, on options.stream, never waiting for the GPU. options.backend
+// must be "auto" or "cuda-generic". Any sequence lengths (0 included, more
+// queries than keys too); key gradients of keys no query sees are zero.
+std::string attention_forward(const DenseParams& params, const ForwardArgs& args,
+                              const DeviceOffsets& offsets, const Options& options = {});
+std::string attention_backward(const DenseParams& params, const BackwardArgs& args,
+                               const DeviceOffsets& offsets, const Options& options = {});
 
 enum class Pass { forward, backward };
 

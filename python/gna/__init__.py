@@ -14,6 +14,7 @@ from .configs import *  # noqa: F401,F403  (NATTEN's get_configs_for_* queries)
 from .context import *  # noqa: F401,F403  (NATTEN's global switches)
 from .functional import (attention, merge_attentions, na1d, na2d, na3d,
                          neighborhood_attention)
+from ._varlen import check_varlen_errors
 
 # The C++ library's own number, so Python, C++ and the CLI cannot disagree.
 __version__ = _library_version()
@@ -24,7 +25,8 @@ __version__ = _library_version()
 HAS_LIBNATTEN = "cuda-generic" in backend_names()
 
 __all__ = ["attention", "merge_attentions", "na1d", "na2d", "na3d",
-           "neighborhood_attention", "backend_names", "cuda_device_count", "HAS_LIBNATTEN",
+           "neighborhood_attention", "check_varlen_errors", "backend_names",
+           "cuda_device_count", "HAS_LIBNATTEN",
            "__version__", *_configs.__all__, *_context.__all__]
 
 try:

@@ -8,22 +8,31 @@ import torch
 from torch import Tensor
 
 from . import _C
+from . import _varlen
 from ._torch_ops import _export, _is_compiling, _runtime
 
 
 def _offsets(cumulative: Optional[Tensor]) -> Optional[List[int]]:
-    # The core reads the offsets on the host: free for CPU tensors, one
-    # device-to-host copy (a sync) for CUDA ones (docs/natten.md).
+    # The core's host path reads the offsets on the host: free for CPU
+    # tensors, one device-to-host copy (a sync) for CUDA ones on backends
+    # other than cuda-generic (_varlen.on_device: no copy; docs/natten.md).
     return None if cumulative is None else cumulative.tolist()
 
 
 def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
                   deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
-                  backward_kv_tile=None):
+                  backward_kv_tile=None, max_seqlen_q=-1, max_seqlen_kv=-1):
     output = query.new_empty((*query.shape[:-1], value.shape[-1]))
     lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
     device, stream = _runtime(query)
     with device:
+        if _varlen.on_device(query, cumulative_q, backend):
+            _alive, q_at, kv_at, sequences, status = _varlen.packed_addresses(
+                cumulative_q, cumulative_kv, query)
+            _C.packed_forward(_export(query), _export(key), _export(value), _export(output),
+                              _export(lse), is_causal, scale, q_at, kv_at, sequences,
+                              max_seqlen_q, max_seqlen_kv, status, backend, stream)
+            return output, lse
         _C.attention_forward(_export(query), _export(key), _export(value), _export(output),
                              _export(lse), is_causal, scale, _offsets(cumulative_q),
                              _offsets(cumulative_kv), backend, stream, q_tile, kv_tile)
@@ -38,6 +47,14 @@ def backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumula
     grad_value = value.new_empty(value.shape)
     device, stream = _runtime(query)
     with device:
+        if _varlen.on_device(query, cumulative_q, backend):
+            _alive, q_at, kv_at, sequences, status = _varlen.packed_addresses(
+                cumulative_q, cumulative_kv, query)
+            _C.packed_backward(_export(query), _export(key), _export(value), _export(output),
+                               _export(lse), _export(grad_output), _export(grad_lse),
+                               _export(grad_query), _export(grad_key), _export(grad_value),
+                               is_causal, scale, q_at, kv_at, sequences, status, backend, stream)
+            return grad_query, grad_key, grad_value
         _C.attention_backward(_export(query), _export(key), _export(value),
                               _export(output), _export(lse), _export(grad_output),
                               _export(grad_lse), _export(grad_query), _export(grad_key),
@@ -54,14 +71,17 @@ def attention_forward(query: Tensor, key: Tensor, value: Tensor,
                       deterministic: bool, q_tile: Optional[List[int]] = None,
                       kv_tile: Optional[List[int]] = None,
                       backward_q_tile: Optional[List[int]] = None,
-                      backward_kv_tile: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
+                      backward_kv_tile: Optional[List[int]] = None, max_seqlen_q: int = -1,
+                      max_seqlen_kv: int = -1) -> Tuple[Tensor, Tensor]:
     return forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale,
-                         backend, deterministic, q_tile, kv_tile)
+                         backend, deterministic, q_tile, kv_tile, max_seqlen_q=max_seqlen_q,
+                         max_seqlen_kv=max_seqlen_kv)
 
 
 @attention_forward.register_fake
 def _(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend, deterministic,
-      q_tile=None, kv_tile=None, backward_q_tile=None, backward_kv_tile=None):
+      q_tile=None, kv_tile=None, backward_q_tile=None, backward_kv_tile=None, max_seqlen_q=-1,
+      max_seqlen_kv=-1):
     return (query.new_empty((*query.shape[:-1], value.shape[-1])),
             query.new_empty(query.shape[:-1], dtype=torch.float32))
 
@@ -107,7 +127,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_output, grad_lse):
     dq, dk, dv = _gradients(ctx, grad_output, grad_lse, torch.ops.gna.attention_backward, True)
-    return (dq, dk, dv) + (None,) * 10
+    return (dq, dk, dv) + (None,) * 12
 
 
 attention_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -118,9 +138,11 @@ class _EagerAutograd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-                deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
+                deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile,
+                max_seqlen_q=-1, max_seqlen_kv=-1):
         out, lse = forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal,
-                                 scale, backend, deterministic, q_tile, kv_tile)
+                                 scale, backend, deterministic, q_tile, kv_tile,
+                                 max_seqlen_q=max_seqlen_q, max_seqlen_kv=max_seqlen_kv)
         _remember(ctx, query, key, value, cumulative_q, cumulative_kv, out, lse,
                   (is_causal, scale, backend, deterministic, backward_q_tile, backward_kv_tile))
         ctx.set_materialize_grads(False)
@@ -129,7 +151,7 @@ class _EagerAutograd(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 10
+        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 12
 
 
 def _forward_for(query, key, value):
@@ -140,12 +162,15 @@ def _forward_for(query, key, value):
     return forward_eager
 
 
-def _pieces_needed(query, key, value, cumulative_q, cumulative_kv):
+def _pieces_needed(query, key, value, cumulative_q, cumulative_kv, backend):
     """(needed, host offsets): whether a CUDA call must run as pieces for its
     backward, some sequence having more queries than keys (its key gradients
-    add up over query pieces, which the core does on the host only). Packed
-    offsets are read to the host once here and handed on, as lists."""
+    add up over query pieces, which the core's host path does on the host
+    only). Packed offsets are read to the host once here and handed on, as
+    lists; never for the packed kernels, whose backward needs no pieces."""
     if query.device.type != "cuda" or _is_compiling() or not torch.is_grad_enabled():
+        return False, None
+    if _varlen.on_device(query, cumulative_q, backend):
         return False, None
     if not any(t.requires_grad for t in (query, key, value)):
         return False, None
@@ -175,13 +200,18 @@ def attention_in_pieces(run, query, key, value, offsets, call):
 
 
 def attention(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
-              deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile):
+              deterministic, q_tile, kv_tile, backward_q_tile, backward_kv_tile,
+              max_seqlen_q=-1, max_seqlen_kv=-1):
     """The forward for attention(); on CUDA, as pieces where the backward
-    needs them (_pieces_needed)."""
+    needs them (_pieces_needed). max_seqlen_*: checked by the packed kernels
+    (-1: not given)."""
     run = _forward_for(query, key, value)
     call = (is_causal, scale, backend, deterministic, q_tile, kv_tile, backward_q_tile,
             backward_kv_tile)
-    needed, offsets = _pieces_needed(query, key, value, cumulative_q, cumulative_kv)
+    needed, offsets = _pieces_needed(query, key, value, cumulative_q, cumulative_kv, backend)
     if not needed:
+        if _varlen.on_device(query, cumulative_q, backend):
+            return run(query, key, value, cumulative_q, cumulative_kv, *call, max_seqlen_q,
+                       max_seqlen_kv)
         return run(query, key, value, cumulative_q, cumulative_kv, *call)
     return attention_in_pieces(run, query, key, value, offsets, call)

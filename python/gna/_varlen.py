@@ -87,7 +87,8 @@ def varlen_offsets(query, key, seqlens_Q, seqlens_KV, cumulative_seqlen_Q, cumul
     """(cumulative_seqlen_Q, cumulative_seqlen_KV): int32 tensors, or (None,
     None) without variable length. The core checks the values (start at 0,
     never decrease, end at the packed token counts). max_seqlen_* are
-    checked as NATTEN does and unused: gna reads the offsets themselves."""
+    checked as NATTEN does; gna reads the offsets themselves and never sizes
+    work by them (varlen_maxima: the GPU records a sequence longer)."""
     if (all(t is None for t in (seqlens_Q, seqlens_KV, cumulative_seqlen_Q, cumulative_seqlen_KV))
             and all(m is None or (args._is_int(m) and m == 0)
                     for m in (max_seqlen_Q, max_seqlen_KV))):
@@ -100,3 +101,66 @@ def varlen_offsets(query, key, seqlens_Q, seqlens_KV, cumulative_seqlen_Q, cumul
     _check_cumulative(query, key, cumulative_seqlen_Q, cumulative_seqlen_KV, max_seqlen_Q,
                       max_seqlen_KV)
     return cumulative_seqlen_Q, cumulative_seqlen_KV
+
+
+def varlen_maxima(cumulative_seqlen_Q, max_seqlen_Q, max_seqlen_KV):
+    """(max_seqlen_Q, max_seqlen_KV) for the GPU's offsets check, -1 where
+    not given (seqlens_Q/KV, no variable length)."""
+    if cumulative_seqlen_Q is None or not (args._is_int(max_seqlen_Q)
+                                           and args._is_int(max_seqlen_KV)):
+        return -1, -1
+    return int(max_seqlen_Q), int(max_seqlen_KV)
+
+
+# ---- Offsets in GPU memory: read there by cuda-generic's packed kernels,
+# so a call never waits for the GPU. The offsets' values are checked on the
+# GPU too; a broken rule makes that call's outputs NaN and is recorded in a
+# per-device status that check_varlen_errors() reads (docs/natten.md). ----
+
+_DEVICE_BACKENDS = ("auto", "cuda-generic")
+_status = {}  # torch.device -> int32 [4] on it: OffsetsStatus of the first bad call
+
+
+def on_device(query, cumulative, backend):
+    """Whether a call runs on the packed kernels: CUDA tensors, offsets given
+    (on query's device: checked before), a backend that runs them. Other
+    backends take the offsets through the host (one sync)."""
+    return (cumulative is not None and query.device.type == "cuda"
+            and backend in _DEVICE_BACKENDS)
+
+
+def status_for(device):
+    """The status record of `device` (created zeroed on first use)."""
+    status = _status.get(device)
+    if status is None:
+        status = _status[device] = torch.zeros(4, dtype=torch.int32, device=device)
+    return status
+
+
+def packed_addresses(cumulative_q, cumulative_kv, query):
+    """(offsets kept alive, their device addresses, sequences, status address)."""
+    cq, ck = cumulative_q.contiguous(), cumulative_kv.contiguous()
+    return ((cq, ck), cq.data_ptr(), ck.data_ptr(), cq.shape[0] - 1,
+            status_for(query.device).data_ptr())
+
+
+def check_varlen_errors(device=None):
+    """Raises ValueError for the first variable-length attention call on the
+    GPU `device` (default: the current one) since the last check whose
+    cumulative_seqlen_Q/KV broke a rule (its outputs are NaN), or whose
+    sequences were longer than max_seqlen_Q/KV (its outputs are right).
+    Reads a record on the GPU: waits for the GPU once. Clears the record."""
+    if torch is None or not torch.cuda.is_available():
+        return
+    device = torch.device("cuda", torch.cuda.current_device()) if device is None \
+        else torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    status = _status.get(device)
+    if status is None:
+        return
+    code, index, value, expected = status.tolist()
+    if code != 0:
+        status.zero_()
+        from . import _C
+        raise ValueError(_C.describe_offsets_status(code, index, value, expected))

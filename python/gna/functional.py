@@ -9,7 +9,7 @@ from . import _arguments as args
 from . import _numpy_ops
 from . import context
 from ._merge import merge_attentions  # noqa: F401  (part of this module's API)
-from ._varlen import varlen_offsets
+from ._varlen import varlen_maxima, varlen_offsets
 
 try:
     import torch
@@ -226,9 +226,11 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     (int tensors of per-sequence lengths), or cumulative_seqlen_Q/KV (int32,
     batch + 1 entries, starting at 0) with max_seqlen_Q/KV (ints); sequence i
     is query tokens cumulative_seqlen_Q[i]:[i+1] attending to key tokens
-    cumulative_seqlen_KV[i]:[i+1]. Backend names: gna's or NATTEN's *-fmha
-    ones; q_tile_size/kv_tile_size (backward_*: the backward's) force the
-    sm90 kernels' tiles; the other knobs are checked and unused. Returns
+    cumulative_seqlen_KV[i]:[i+1]. On CUDA (backend None or
+    "cuda-generic") the offsets are read on the GPU, with no host sync; bad
+    ones give NaN outputs and are reported by gna.check_varlen_errors().
+    Backend names: gna's or NATTEN's *-fmha ones; q_tile_size/kv_tile_size
+    (backward_*: the backward's) force the sm90 kernels' tiles; the other knobs are checked and unused. Returns
     the output [batch, Lq, heads, head_dim_v], and the float32 LSE [batch,
     Lq, heads] with return_lse=True.
     """
@@ -249,5 +251,7 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
         output, lse = _numpy_ops.attention_forward(query, key, value, *offsets, *call)
     else:
         from . import _torch_ops
-        output, lse = _torch_ops.attention(query, key, value, *offsets, *call)
+        output, lse = _torch_ops.attention(query, key, value, *offsets, *call,
+                                           *varlen_maxima(cumulative_seqlen_Q, max_seqlen_Q,
+                                                          max_seqlen_KV))
     return (output, lse) if return_lse else output

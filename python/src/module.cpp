@@ -269,6 +269,62 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
   return gna::attention_backward(DenseParams{is_causal, scale}, args, sequences, options);
 }
 
+// Packed variable-length attention on offsets in GPU memory: the int32
+// offsets and the status record come as device addresses (torch's
+// data_ptr()), so nothing is copied to the host and nothing waits.
+DeviceOffsets device_offsets_of(uintptr_t query_offsets, uintptr_t key_offsets,
+                                int64_t sequences, int64_t query_max, int64_t key_max,
+                                uintptr_t status) {
+  DeviceOffsets d;
+  d.query = reinterpret_cast<const int32_t*>(query_offsets);
+  d.key = reinterpret_cast<const int32_t*>(key_offsets);
+  d.sequences = sequences;
+  d.query_max = query_max;
+  d.key_max = key_max;
+  d.status = reinterpret_cast<int32_t*>(status);
+  return d;
+}
+
+std::string packed_forward(const InArray& query, const InArray& key, const InArray& value,
+                           const OutArray& output, const OutArray& lse, bool is_causal,
+                           std::optional<double> scale, uintptr_t query_offsets,
+                           uintptr_t key_offsets, int64_t sequences, int64_t query_max,
+                           int64_t key_max, uintptr_t status, const std::string& backend,
+                           uintptr_t stream) {
+  const ForwardArgs args = forward_views(query, key, value, output, lse);
+  const DeviceOffsets d =
+      device_offsets_of(query_offsets, key_offsets, sequences, query_max, key_max, status);
+  const Options options = options_of(backend, stream);
+  nb::gil_scoped_release no_gil;
+  return gna::attention_forward(DenseParams{is_causal, scale}, args, d, options);
+}
+
+std::string packed_backward(const InArray& query, const InArray& key, const InArray& value,
+                            const InArray& output, const InArray& lse,
+                            const InArray& grad_output, const InArray& grad_lse,
+                            const OutArray& grad_query, const OutArray& grad_key,
+                            const OutArray& grad_value, bool is_causal,
+                            std::optional<double> scale, uintptr_t query_offsets,
+                            uintptr_t key_offsets, int64_t sequences, uintptr_t status,
+                            const std::string& backend, uintptr_t stream) {
+  const BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
+                                           grad_query, grad_key, grad_value);
+  const DeviceOffsets d = device_offsets_of(query_offsets, key_offsets, sequences, -1, -1, status);
+  const Options options = options_of(backend, stream);
+  nb::gil_scoped_release no_gil;
+  return gna::attention_backward(DenseParams{is_causal, scale}, args, d, options);
+}
+
+std::string describe_offsets_status(int32_t code, int32_t index, int32_t value,
+                                    int32_t expected) {
+  OffsetsStatus s;
+  s.code = code;
+  s.index = index;
+  s.value = value;
+  s.expected = expected;
+  return gna::describe(s);
+}
+
 // Problem-level names the C++ core reports, as the Python argument that
 // carries them, so every message names something the caller passed.
 const char* python_argument(const std::string& argument) {
@@ -354,6 +410,22 @@ NB_MODULE(_C, m) {
         nb::arg("backend") = "auto", nb::arg("stream") = 0, nb::arg("deterministic") = false,
         nb::arg("q_tile").none() = nb::none(), nb::arg("kv_tile").none() = nb::none(),
         "Gradients of attention_forward.");
+  m.def("packed_forward", &packed_forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
+        nb::arg("output"), nb::arg("lse").none(), nb::arg("is_causal"), nb::arg("scale").none(),
+        nb::arg("query_offsets"), nb::arg("key_offsets"), nb::arg("sequences"),
+        nb::arg("query_max"), nb::arg("key_max"), nb::arg("status"), nb::arg("backend"),
+        nb::arg("stream"),
+        "attention_forward on packed sequences whose int32 offsets are in GPU memory (device\n"
+        "addresses; status: 4 int32 on the GPU, 0 for none). Never waits for the GPU.");
+  m.def("packed_backward", &packed_backward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
+        nb::arg("output"), nb::arg("lse"), nb::arg("grad_output"), nb::arg("grad_lse").none(),
+        nb::arg("grad_query"), nb::arg("grad_key"), nb::arg("grad_value"), nb::arg("is_causal"),
+        nb::arg("scale").none(), nb::arg("query_offsets"), nb::arg("key_offsets"),
+        nb::arg("sequences"), nb::arg("status"), nb::arg("backend"), nb::arg("stream"),
+        "Gradients of packed_forward.");
+  m.def("describe_offsets_status", &describe_offsets_status, nb::arg("code"), nb::arg("index"),
+        nb::arg("value"), nb::arg("expected"),
+        "The message of a packed call's status record (empty when code is 0).");
   m.def("check_forward", &check_forward, nb::arg("query"), nb::arg("key"), nb::arg("value"),
         nb::arg("additional_keys").none(), nb::arg("additional_values").none(),
         nb::arg("window"), nb::arg("backend") = "auto",

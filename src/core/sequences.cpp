@@ -4,13 +4,20 @@
 // keys plus the other lk - r keys as additional KV (one joint softmax). A
 // sequence with more queries than keys is cut into pieces of at most lk
 // queries; their key gradients add up (on the host for CPU tensors).
+// Offsets that live on the GPU (Sequences::device) take another road:
+// cuda-generic's packed kernels, which read them there (no host sync).
 #include <algorithm>
+#include <climits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/check.hpp"
 #include "core/half.hpp"
 #include "gna/attention.hpp"
+#if GNA_WITH_CUDA
+#include "cuda/generic/packed.hpp"
+#endif
 
 namespace gna {
 
@@ -237,7 +244,167 @@ std::string backward_pieces_on_host(const DenseParams& params, const BackwardArg
   return ran;
 }
 
+void check_backward_tensors(const BackwardArgs& args) {
+  check_dense(args.query, args.key, args.value, args.output, args.lse);
+  check_rank4(args.grad_query, "grad_query");
+  check_rank4(args.grad_key, "grad_key");
+  check_rank4(args.grad_value, "grad_value");
+  check_tokens(args.grad_key, "grad_key", args.key.shape[1], "the tokens of key");
+  check_tokens(args.grad_value, "grad_value", args.key.shape[1], "the tokens of key");
+  check_tokens(args.grad_output, "grad_output", args.query.shape[1], "the tokens of query");
+  if (args.extra_key.defined() || args.extra_value.defined()) {
+    fail(ErrorKind::value, "additional_keys", "a tensor",
+         "dense attention takes its keys in key/value");
+  }
+}
+
+// ---- Offsets on the GPU: every rule the host can check without reading
+// them, then cuda-generic's packed kernels (the offsets' values are checked
+// there). ----
+
+bool runs_on_generic(const std::string& backend) {
+  return backend.empty() || backend == "auto" || backend == "cuda-generic";
+}
+
+void check_device_call(const DenseParams& params, const TensorView& q, const TensorView& k,
+                       const DeviceOffsets& d, const Options& options) {
+  if (!runs_on_generic(options.backend)) {
+    fail(ErrorKind::unsupported, "backend", options.backend,
+         "offsets in GPU memory (DeviceOffsets) run on cuda-generic only; pass them as host "
+         "lists (Sequences) for other backends");
+  }
+  if (q.device.type != DeviceType::cuda) {
+    fail(ErrorKind::value, "cumulative_seqlen_Q", "offsets on the GPU",
+         concat("device offsets need CUDA tensors; query is on ", device_name(q.device)));
+  }
+  if (q.shape[0] != 1) {
+    fail(ErrorKind::value, "query.shape[0]", q.shape[0],
+         "variable-length attention takes the packed layout: batch must be 1");
+  }
+  if (d.sequences < 1) {
+    fail(ErrorKind::value, "cumulative_seqlen_Q", concat(d.sequences + 1, " entries"),
+         "expected batch + 1 >= 2 entries (a 0, then the running sum of sequence lengths)");
+  }
+  for (const auto& [name, max_name, t, max] :
+       {std::tuple{"query.shape[1]", "max_seqlen_Q", &q, d.query_max},
+        std::tuple{"key.shape[1]", "max_seqlen_KV", &k, d.key_max}}) {
+    if (t->shape[1] > INT32_MAX) {
+      fail(ErrorKind::value, name, t->shape[1],
+           "int32 offsets address at most 2^31 - 1 packed tokens");
+    }
+    if (max > t->shape[1]) {
+      fail(ErrorKind::value, max_name, max,
+           concat("must be at most the ", t->shape[1], " packed tokens"));
+    }
+  }
+  // Rules that the token counts alone decide.
+  if (q.shape[1] > 0 && k.shape[1] == 0) {
+    fail(ErrorKind::value, "key", concat("0 key tokens for ", q.shape[1], " queries"),
+         "every query needs at least one key (its softmax would be empty)");
+  }
+  if (params.is_causal && q.shape[1] != k.shape[1]) {
+    fail(ErrorKind::value, "is_causal",
+         concat("True with ", q.shape[1], " query and ", k.shape[1], " key tokens"),
+         "causal attention needs as many queries as keys (per sequence)");
+  }
+#if GNA_WITH_CUDA
+  const std::string reason = cuda_generic::cannot_read_offsets(d, q.device);
+  if (!reason.empty()) fail(ErrorKind::value, "cumulative_seqlen_Q", "device offsets", reason);
+#else
+  fail(ErrorKind::unsupported, "backend", options.backend,
+       "offsets on the GPU need cuda-generic, which is not built into this library");
+#endif
+}
+
+// The options of the check-only call that vets the tensors for cuda-generic.
+Options check_on_generic(const Options& options) {
+  Options o = options;
+  o.backend = "cuda-generic";
+  o.check_only = true;
+  o.tiles.reset();  // cuda-generic has no tiles
+  return o;
+}
+
+// All packed tokens as one segment: its first piece has every tensor rule
+// of the call (shapes, dtypes, strides, devices, heads).
+Segment whole(const TensorView& q, const TensorView& k) {
+  return Segment{0, q.shape[1], 0, k.shape[1]};
+}
+
 }  // namespace
+
+std::string attention_forward(const DenseParams& params, const ForwardArgs& args,
+                              const DeviceOffsets& offsets, const Options& options) {
+  check_dense(args.query, args.key, args.value, args.output, args.lse);
+  if (args.extra_key.defined() || args.extra_value.defined()) {
+    fail(ErrorKind::value, "additional_keys", "a tensor",
+         "dense attention takes its keys in key/value");
+  }
+  check_device_call(params, args.query, args.key, offsets, options);
+  const Segment g = whole(args.query, args.key);
+  const auto [start, r] = pieces_of(g).front();
+  const ForwardArgs piece = forward_piece(args, g, start, r);
+  const std::string ran = forward(piece_params(params, r), piece, check_on_generic(options));
+  if (options.check_only || g.lq == 0) return ran;
+#if GNA_WITH_CUDA
+  cuda_generic::packed_forward(params, make_problem(piece_params(params, r), piece).scale(),
+                               args, offsets, options);
+#endif
+  return ran;
+}
+
+std::string attention_backward(const DenseParams& params, const BackwardArgs& args,
+                               const DeviceOffsets& offsets, const Options& options) {
+  check_backward_tensors(args);
+  check_device_call(params, args.query, args.key, offsets, options);
+  const Segment g = whole(args.query, args.key);
+  const auto [start, r] = pieces_of(g).front();
+  const BackwardArgs piece = backward_piece(args, g, start, r, args.grad_key, args.grad_value, 0);
+  const std::string ran = backward(piece_params(params, r), piece, check_on_generic(options));
+  // Without key tokens there is nothing to write (no query token either).
+  if (options.check_only || g.lk == 0) return ran;
+#if GNA_WITH_CUDA
+  cuda_generic::packed_backward(params, make_problem(piece_params(params, r), piece).scale(),
+                                args, offsets, options);
+#endif
+  return ran;
+}
+
+std::string describe(const OffsetsStatus& st) {
+  const std::string q = concat("cumulative_seqlen_Q[", st.index, "] = ", st.value);
+  const std::string k = concat("cumulative_seqlen_KV[", st.index, "] = ", st.value);
+  const std::string seq = concat("sequence ", st.index, ": ");
+  switch (st.code) {
+    case OffsetsStatus::ok: return "";
+    case OffsetsStatus::query_start: return q + ": must be 0";
+    case OffsetsStatus::key_start: return k + ": must be 0";
+    case OffsetsStatus::query_decreasing:
+      return concat(q, ": must be >= cumulative_seqlen_Q[", st.index - 1, "] = ", st.expected,
+                    " (sequence lengths are never negative)");
+    case OffsetsStatus::key_decreasing:
+      return concat(k, ": must be >= cumulative_seqlen_KV[", st.index - 1, "] = ", st.expected,
+                    " (sequence lengths are never negative)");
+    case OffsetsStatus::query_end:
+      return concat(q, ": must equal the ", st.expected, " packed tokens of query");
+    case OffsetsStatus::key_end:
+      return concat(k, ": must equal the ", st.expected, " packed tokens of key");
+    case OffsetsStatus::no_keys:
+      return concat("key = ", seq, "0 key tokens for ", st.value,
+                    " queries: every query needs at least one key (its softmax would be empty)");
+    case OffsetsStatus::causal_lengths:
+      return concat("is_causal = True with ", seq, st.value, " queries and ", st.expected,
+                    " keys: causal attention needs as many queries as keys (per sequence)");
+    case OffsetsStatus::query_above_max:
+      return concat("max_seqlen_Q = ", st.expected, ": ", seq, st.value,
+                    " query tokens, more than max_seqlen_Q (gna's result is right; kernels "
+                    "that size their grid by it would drop tokens)");
+    case OffsetsStatus::key_above_max:
+      return concat("max_seqlen_KV = ", st.expected, ": ", seq, st.value,
+                    " key tokens, more than max_seqlen_KV (gna's result is right; kernels "
+                    "that size their grid by it would drop tokens)");
+  }
+  return concat("unknown offsets status code ", st.code);
+}
 
 std::string attention_forward(const DenseParams& params, const ForwardArgs& args,
                               const Sequences& sequences, const Options& options) {
@@ -257,17 +424,7 @@ std::string attention_forward(const DenseParams& params, const ForwardArgs& args
 
 std::string attention_backward(const DenseParams& params, const BackwardArgs& args,
                                const Sequences& sequences, const Options& options) {
-  check_dense(args.query, args.key, args.value, args.output, args.lse);
-  check_rank4(args.grad_query, "grad_query");
-  check_rank4(args.grad_key, "grad_key");
-  check_rank4(args.grad_value, "grad_value");
-  check_tokens(args.grad_key, "grad_key", args.key.shape[1], "the tokens of key");
-  check_tokens(args.grad_value, "grad_value", args.key.shape[1], "the tokens of key");
-  check_tokens(args.grad_output, "grad_output", args.query.shape[1], "the tokens of query");
-  if (args.extra_key.defined() || args.extra_value.defined()) {
-    fail(ErrorKind::value, "additional_keys", "a tensor",
-         "dense attention takes its keys in key/value");
-  }
+  check_backward_tensors(args);
   std::string ran;
   for (const Segment& g : segments_of(args.query, args.key, sequences, params)) {
     const auto pieces = pieces_of(g);

@@ -253,5 +253,55 @@ TEST(Sequences, RulesNameTheArgument) {
   expect({}, Sequences{{0, 2, 4}, {0, 3, 3}}, "key");  // 2 queries, no keys
 }
 
+// Offsets in GPU memory are for CUDA tensors (cuda-generic's packed
+// kernels); with CPU tensors, and for other backends, the call says so.
+TEST(Sequences, DeviceOffsetsNeedCudaTensors) {
+  std::vector<float> x(64, 0.0f), out(64);
+  const std::vector<int32_t> offsets{0, 4};
+  ForwardArgs f;
+  f.query = TensorView::contiguous(x.data(), DType::f32, {1, 4, 1, 2});
+  f.key = f.query;
+  f.value = f.query;
+  f.output = TensorView::contiguous(out.data(), DType::f32, {1, 4, 1, 2});
+  const DeviceOffsets d{offsets.data(), offsets.data(), 1, 4, 4, nullptr};
+  try {
+    attention_forward(DenseParams{}, f, d);
+    FAIL() << "no error for device offsets with CPU tensors";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "cumulative_seqlen_Q") << e.what();
+  }
+  Options reference;
+  reference.backend = "reference";
+  try {
+    attention_forward(DenseParams{}, f, d, reference);
+    FAIL() << "no error for device offsets on the reference backend";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "backend") << e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::unsupported) << e.what();
+  }
+}
+
+// Every status code the GPU's offsets check records has a message naming
+// the argument; ok has none.
+TEST(Sequences, OffsetsStatusMessages) {
+  EXPECT_EQ(describe(OffsetsStatus{}), "");
+  const std::vector<std::pair<OffsetsStatus, std::string>> cases{
+      {{OffsetsStatus::query_start, 0, 3, 0}, "cumulative_seqlen_Q[0] = 3: must be 0"},
+      {{OffsetsStatus::key_start, 0, 1, 0}, "cumulative_seqlen_KV[0] = 1: must be 0"},
+      {{OffsetsStatus::query_decreasing, 2, 4, 6}, "cumulative_seqlen_Q[2] = 4: must be >= "
+                                                   "cumulative_seqlen_Q[1] = 6"},
+      {{OffsetsStatus::key_decreasing, 1, -1, 0}, "cumulative_seqlen_KV[1] = -1: must be >="},
+      {{OffsetsStatus::query_end, 3, 9, 8}, "cumulative_seqlen_Q[3] = 9: must equal the 8"},
+      {{OffsetsStatus::key_end, 3, 7, 8}, "cumulative_seqlen_KV[3] = 7: must equal the 8"},
+      {{OffsetsStatus::no_keys, 1, 5, 0}, "key = sequence 1: 0 key tokens for 5 queries"},
+      {{OffsetsStatus::causal_lengths, 0, 3, 4}, "is_causal = True with sequence 0: 3 queries"},
+      {{OffsetsStatus::query_above_max, 1, 6, 4}, "max_seqlen_Q = 4: sequence 1: 6 query"},
+      {{OffsetsStatus::key_above_max, 0, 5, 4}, "max_seqlen_KV = 4: sequence 0: 5 key"},
+  };
+  for (const auto& [status, start] : cases) {
+    EXPECT_EQ(describe(status).rfind(start, 0), 0u) << describe(status);
+  }
+}
+
 }  // namespace
 }  // namespace gna
