@@ -6,6 +6,7 @@
 #   bash scripts/gpu_round.sh check tests bench python peers sanitize
 #   bash scripts/gpu_round.sh bwd_check tests bwd_sanitize bwd_race bwd_bench train
 #   bash scripts/gpu_round.sh dist1   (one GPU)   /   dist2   (two GPUs: gna.distributed)
+#   bash scripts/gpu_round.sh verify  (after a kernel change: checks, GPU tests, sanitizers, small)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"
@@ -124,6 +125,26 @@ for what in "$@"; do
       python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site dist/*.whl || exit 1
       [ -n "$(ls .whl/natten-*.whl 2>/dev/null)" ] && python3 -m pip install -q --no-deps --no-index --target /tmp/gna-site .whl/natten-*.whl
       PYTHONPATH=/tmp/gna-site timeout 560 python3 bench/peers.py --train --natten ${PEERS_ARGS:-} --json "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -16
+      ;;
+    verify)
+      stage "after a kernel change, quickly: sm90 checks, GPU tests, memcheck and racecheck on small problems"
+      timeout 60 $BIN/gna check --backend sm90 --cases 60 --pass forward --seed 21 2>&1 | tee "$OUT/verify_check.log" | tail -3
+      timeout 90 $BIN/gna check --backend sm90 --cases 60 --pass backward --seed 22 2>&1 | tee -a "$OUT/verify_check.log" | tail -3
+      timeout 60 $BIN/gna check --backend sm90 --cases 20 --pass backward --seed 23 --deterministic 2>&1 | tee -a "$OUT/verify_check.log" | tail -3
+      timeout 120 $BIN/gna_gpu_tests --gtest_brief=1 2>&1 | tee "$OUT/gpu_tests.log" | tail -4
+      for pass in forward backward; do
+        timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 4 --pass $pass --seed 24 2>&1 | tail -3 | tee -a "$OUT/verify_sanitize.log"
+      done
+      for tool in racecheck synccheck; do
+        for shape in "13x9 5x3 1x1 2x1 64" "300 9 3 2 32"; do
+          set -- $shape
+          for pass in "" "--backward"; do
+            timeout 90 compute-sanitizer --tool $tool --error-exitcode 9 $BIN/gna bench --backend sm90 $pass \
+              --shape $1 --window $2 --stride $3 --dilation $4 --heads 2 --kv-heads 1 --dim $5 --extra-kv 3 --iters 1 --warmup 0 2>&1 \
+              | grep -E "SUMMARY|rror" | tee -a "$OUT/verify_race.log"
+          done
+        done
+      done
       ;;
     ncu_bwd)
       stage "Nsight Compute: the sm90 backward kernel on a 1-D and a 2-D target case"

@@ -542,7 +542,10 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
     if (warp == 1) write_dq<Config>(p, smem, c, kv_head, batch);
   } else {
     registers_claim<Config::kConsumerRegisters>();
-    consume<Config>(p, smem, c, warpgroup - 1, kv_head, batch);
+    // Through a shuffle, the compiler knows the warpgroup index is uniform
+    // and keeps the shared-memory addresses and wgmma descriptors built
+    // from it in uniform registers (no R2UR per instruction).
+    consume<Config>(p, smem, c, __shfl_sync(0xffffffffu, warpgroup - 1, 0), kv_head, batch);
   }
 }
 

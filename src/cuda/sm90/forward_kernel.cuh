@@ -428,7 +428,11 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
     }
   } else {
     registers_claim<232>();
-    consume<Config>(p, smem, tile, walk, iterations, warpgroup - 1, head, batch);
+    // Through a shuffle, the compiler knows the warpgroup index is uniform
+    // and keeps the shared-memory addresses and wgmma descriptors built
+    // from it in uniform registers (no R2UR per instruction).
+    consume<Config>(p, smem, tile, walk, iterations, __shfl_sync(0xffffffffu, warpgroup - 1, 0),
+                    head, batch);
   }
 }
 
