@@ -32,6 +32,7 @@ struct KvCta {
   int32_t count[3];
   int32_t full_first[3], full_last[3];  // of those, the ones needing no mask
   int32_t per_head;    // query tiles per query head
+  int32_t rotation;    // the walk starts at this step and wraps around
   // Additional-KV CTAs:
   int32_t extra_tile;  // which 128 additional keys
   int32_t split;
@@ -73,6 +74,12 @@ __device__ __forceinline__ KvCta kv_cta(const BackwardParams& p, int32_t x) {
     c.per_head *= c.count[a];
   }
   c.steps = p.group * c.per_head;
+  // CTAs that share their query tiles (every KV tile of a stride block, in
+  // the strided cases) would otherwise walk them in lockstep and reduce-add
+  // into the same dQ tile at the same moment. Rotated walks spread them;
+  // a multiplier prime to small step counts makes neighbouring tiles start
+  // far apart. Deterministic mode walks in order (it adds in a fixed order).
+  c.rotation = p.deterministic || c.steps == 0 ? 0 : static_cast<int32_t>((x * 40503ll) % c.steps);
   return c;
 }
 
@@ -117,8 +124,9 @@ __device__ __forceinline__ Step step_of(const BackwardParams& p, const KvCta& c,
     s.row_block = (batch * p.heads + s.head) * p.q_tiles + linear;
     return s;
   }
-  s.head = kv_head * p.group + i / c.per_head;
-  int32_t rest = i % c.per_head;
+  const int32_t at = c.rotation == 0 ? i : (i + c.rotation) % c.steps;
+  s.head = kv_head * p.group + at / c.per_head;
+  int32_t rest = at % c.per_head;
 #pragma unroll
   for (int a = 2; a >= 0; --a) {
     s.tile[a] = c.first[a] + rest % c.count[a];
@@ -129,8 +137,9 @@ __device__ __forceinline__ Step step_of(const BackwardParams& p, const KvCta& c,
 }
 
 // The step after `s` (step i + 1 after step i), stepping the walk's query
-// tiles like an odometer (axis 2 fastest, then the query head) rather than
-// dividing the step index as step_of does.
+// tiles like an odometer (axis 2 fastest, then the query head, wrapping to
+// the first head for rotated walks) rather than dividing the step index as
+// step_of does.
 __device__ __forceinline__ Step next_step(const BackwardParams& p, const KvCta& c, int32_t kv_head,
                                           int32_t batch, int32_t i, Step s) {
   if (c.extra) return step_of(p, c, kv_head, batch, i + 1);
@@ -142,7 +151,7 @@ __device__ __forceinline__ Step next_step(const BackwardParams& p, const KvCta& 
       s.tile[a] = wrap ? c.first[a] : s.tile[a] + 1;
     }
   }
-  if (wrap) ++s.head;
+  if (wrap) s.head = s.head + 1 == (kv_head + 1) * p.group ? kv_head * p.group : s.head + 1;
   place_step(p, c, batch, s);
   return s;
 }
