@@ -52,6 +52,26 @@ Params params_of(const Window& w) {
   return p;
 }
 
+// A call's window: a Window, or the tuple (kernel_size, stride, dilation,
+// is_causal, scale) of the same fields. Python keeps its per-window plans
+// as tuples: a Window held by a live autograd graph at interpreter exit
+// would read as a leak to nanobind, and a tuple costs nothing to pass.
+Params params_of(nb::handle window) {
+  if (nb::isinstance<Window>(window)) return params_of(nb::cast<const Window&>(window));
+  if (!nb::isinstance<nb::tuple>(window) || nb::len(window) != 5) {
+    throw Error(ErrorKind::type, "window",
+                "window must be a gna._C.Window or a tuple (kernel_size, stride, dilation, "
+                "is_causal, scale)");
+  }
+  Window w;
+  w.kernel_size = nb::cast<std::vector<int64_t>>(window[0]);
+  w.stride = nb::cast<std::vector<int64_t>>(window[1]);
+  w.dilation = nb::cast<std::vector<int64_t>>(window[2]);
+  w.is_causal = nb::cast<std::vector<bool>>(window[3]);
+  if (!window[4].is_none()) w.scale = nb::cast<double>(window[4]);
+  return params_of(w);
+}
+
 // Where a call finds its CPU thread count: a Python callable returning it
 // (gna registers torch.get_num_threads when torch is there), else the
 // library's default. Kept for the life of the process, never released.
@@ -156,7 +176,7 @@ BackwardArgs backward_views(const InArray& query, const InArray& key, const InAr
 std::string forward(const InArray& query, const InArray& key, const InArray& value,
                     const OutArray& output, const OutArray& lse,
                     const InArray& additional_keys, const InArray& additional_values,
-                    const Window& window, const std::string& backend, uintptr_t stream,
+                    nb::handle window, const std::string& backend, uintptr_t stream,
                     const std::optional<std::vector<int64_t>>& q_tile,
                     const std::optional<std::vector<int64_t>>& kv_tile) {
   ForwardArgs args = forward_views(query, key, value, output, lse);
@@ -193,7 +213,7 @@ TensorView unwritten_output(const TensorView& query, const TensorView& value) {
 // hide the rule the inputs break.
 std::string check_forward(const InArray& query, const InArray& key, const InArray& value,
                           const InArray& additional_keys, const InArray& additional_values,
-                          const Window& window, const std::string& backend) {
+                          nb::handle window, const std::string& backend) {
   ForwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -213,7 +233,7 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const InArray& additional_values, const OutArray& grad_query,
                      const OutArray& grad_key, const OutArray& grad_value,
                      const OutArray& grad_additional_keys,
-                     const OutArray& grad_additional_values, const Window& window,
+                     const OutArray& grad_additional_values, nb::handle window,
                      const std::string& backend, uintptr_t stream, bool deterministic,
                      const std::optional<std::vector<int64_t>>& q_tile,
                      const std::optional<std::vector<int64_t>>& kv_tile) {
