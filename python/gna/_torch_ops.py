@@ -141,11 +141,12 @@ def _run_forward(query, key, value, additional_keys, additional_values, plan, wi
         _C.check_forward(_export(query), _export(key), _export(value), _export(additional_keys),
                          _export(additional_values), plan.window, plan.backend)
     try:
+        # Sizes as separate arguments: torch parses them faster than a tuple.
         if same_dims:
             output = _empty_like(query, memory_format=_contiguous)
         else:
-            output = query.new_empty((*query.shape[:-1], head_dim_v))
-        lse = query.new_empty(query.shape[:-1], dtype=_float32) if with_lse else None
+            output = query.new_empty(*query.shape[:-1], head_dim_v)
+        lse = query.new_empty(*query.shape[:-1], dtype=_float32) if with_lse else None
     except (MemoryError, RuntimeError):  # torch.OutOfMemoryError is a RuntimeError
         # The rule the inputs break, if any, rather than the allocation's failure.
         _C.check_forward(_export(query), _export(key), _export(value), _export(additional_keys),

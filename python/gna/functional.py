@@ -113,9 +113,9 @@ def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, s
             and not _torch_ops._is_compiling()):
         # The common call, by exact types (_torch_ops.attend); None: it is
         # not one, and the checks below take it.
+        reproducible = deterministic or context.are_deterministic_algorithms_enabled()
         result = _torch_ops.attend(rank, query, key, value, kernel_size, stride, dilation,
-                                   is_causal, scale, backend,
-                                   deterministic or context._State.deterministic, return_lse)
+                                   is_causal, scale, backend, reproducible, return_lse)
         if result is not None:
             return result if return_lse else result[0]
     framework = args.check_tensors(

@@ -90,11 +90,13 @@ int threads_for_call() {
   return n > 0 ? n : 0;
 }
 
-Options options_of(const std::string& backend, uintptr_t stream) {
+// The thread count is asked (a Python call) only for work on CPU tensors,
+// the only work that uses it.
+Options options_of(const std::string& backend, uintptr_t stream, const TensorView& query) {
   Options o;
   o.backend = backend;
   o.stream = reinterpret_cast<void*>(stream);
-  o.threads = threads_for_call();
+  if (!query.defined() || query.device.type == DeviceType::cpu) o.threads = threads_for_call();
   return o;
 }
 
@@ -183,7 +185,7 @@ std::string forward(const InArray& query, const InArray& key, const InArray& val
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
   const Params params = params_of(window);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.tiles = tiles_of(q_tile, kv_tile, params.rank);
   // The views keep no Python object alive themselves; the caller's
   // arguments do, so the work can run without the GIL.
@@ -244,7 +246,7 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   args.grad_extra_key = view_of(grad_additional_keys, "grad_additional_keys");
   args.grad_extra_value = view_of(grad_additional_values, "grad_additional_values");
   const Params params = params_of(window);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.deterministic = deterministic;
   // The sm90 backward's KV tiles lie on the fixed grid.
   options.tiles = tiles_of(q_tile, kv_tile, params.rank, KvTiling::fixed_grid);
@@ -262,7 +264,7 @@ std::string attention_forward(const InArray& query, const InArray& key, const In
                               const std::optional<std::vector<int64_t>>& kv_tile) {
   const ForwardArgs args = forward_views(query, key, value, output, lse);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.tiles = tiles_of(q_tile, kv_tile, 1);
   nb::gil_scoped_release no_gil;
   return gna::attention_forward(DenseParams{is_causal, scale}, args, sequences, options);
@@ -282,7 +284,7 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
   const BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
                                            grad_query, grad_key, grad_value);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.deterministic = deterministic;
   options.tiles = tiles_of(q_tile, kv_tile, 1, KvTiling::fixed_grid);
   nb::gil_scoped_release no_gil;
