@@ -418,11 +418,16 @@ class _EagerAutograd(torch.autograd.Function):
 
 _once_differentiable_gradients = torch.autograd.function.once_differentiable(_eager_gradients)
 
-# Function.apply's C++ part: Function.apply adds, in Python, default-argument
-# binding for setup_context (this Function has none), the functorch
-# dispatch (taken through Function.apply whenever a transform is active)
-# and the unwrapping of dead functorch wrappers (done here).
-_function_apply = super(torch.autograd.Function, _EagerAutograd).apply
+def _function_apply_of(function):
+    """Function.apply's C++ part for `function`: Function.apply adds, in
+    Python, default-argument binding for setup_context (gna's Functions
+    have none), the functorch dispatch (callers take Function.apply
+    whenever a transform is active) and the unwrapping of dead functorch
+    wrappers (callers unwrap their tensors)."""
+    return super(torch.autograd.Function, function).apply
+
+
+_function_apply = _function_apply_of(_EagerAutograd)
 _functorch_active = torch._C._are_functorch_transforms_active
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 

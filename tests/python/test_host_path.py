@@ -118,3 +118,20 @@ def test_a_graph_alive_at_exit_leaves_no_leak_report():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ), check=True)
     assert "leak" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("op", ["na1d", "attention"])
+def test_create_graph_gives_gradients_and_refuses_a_second_differentiation(op):
+    # The backward runs once_differentiable's guard only when it builds a
+    # graph: first-order gradients as without create_graph, and a clear
+    # error when they are differentiated again.
+    q, k, v = small(seed=4, dtype=torch.float64, grad=True)
+    run = (lambda: gna.na1d(q, k, v, 5)) if op == "na1d" else (lambda: gna.attention(q, k, v))
+    g = torch.randn_like(q).requires_grad_()  # the gradients then require grad
+    want = torch.autograd.grad(run(), (q, k, v), g)
+    got = torch.autograd.grad(run(), (q, k, v), g, create_graph=True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert got[0].requires_grad and not want[0].requires_grad
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        got[0].sum().backward()
