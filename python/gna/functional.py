@@ -23,7 +23,6 @@ else:
 def _forward_op(framework, tensors):
     if framework == "numpy":
         return _numpy_ops.na_forward
-    from . import _torch_ops
     return _torch_ops.forward_for(*tensors)
 
 
@@ -266,6 +265,5 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     if framework == "numpy":
         output, lse = _numpy_ops.attention_forward(query, key, value, *offsets, *call)
     else:
-        from . import _torch_ops
         output, lse = _torch_ops.attention(query, key, value, *offsets, *call)
     return (output, lse) if return_lse else output
