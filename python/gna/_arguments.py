@@ -72,6 +72,29 @@ def per_axis(value, rank, name, is_flag=False):
     return [v if _is_symbolic(v) else int(v) for v in values]
 
 
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
+def exact_per_axis(value, rank, none_means=None):
+    """per_axis for the common exact types alone, as a tuple: an int (a
+    bool for flags, when none_means is a bool) or a tuple/list of rank of
+    them, of exactly those types (no bool for int, no numpy scalars, no
+    SymInt), ints in int64. None for anything else, which per_axis then
+    checks (and names in its error). Exact types make the tuple a cache key
+    that equals another only for the same arguments (7.0 == 7 would not)."""
+    if value is None:
+        value = none_means
+    kind = bool if type(none_means) is bool else int
+    if type(value) is kind:
+        return (value,) * rank if kind is bool or _INT64_MIN <= value <= _INT64_MAX else None
+    if (type(value) is tuple or type(value) is list) and len(value) == rank:
+        for v in value:
+            if type(v) is not kind or (kind is int and not _INT64_MIN <= v <= _INT64_MAX):
+                return None
+        return tuple(value)
+    return None
+
+
 def framework_of(value, name):
     """'torch' or 'numpy'; TypeError for anything else."""
     if torch is not None and isinstance(value, torch.Tensor):
@@ -199,6 +222,12 @@ def backend_name(backend, kind="neighborhood"):
     raise NotImplementedError(
         f"backend = {backend!r}: unknown backend; known: None, {', '.join(GNA_BACKENDS)} "
         f"(gna) and {', '.join(names)} (NATTEN's names)")
+
+
+# backend_name's answers for the neighborhood kernels, by the names it
+# takes (None too): one lookup for calls that pass a str or None.
+NEIGHBORHOOD_BACKENDS = {None: "auto", **{name: name for name in GNA_BACKENDS},
+                         **NATTEN_BACKENDS["neighborhood"]}
 
 
 def flag(value, name):

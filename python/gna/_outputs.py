@@ -9,8 +9,11 @@ their allocation fails.
 import math
 
 
-# Outputs of at least this many elements are checked first.
-CHECK_FIRST_ELEMENTS = 1 << 22
+# Outputs of at least this many elements are checked first (128 MiB of
+# float16): below it, a failed allocation is caught and the check run then,
+# and one that succeeds for a call the core rejects is given back at once.
+# Above it, the check's cost is small against the work of any valid call.
+CHECK_FIRST_ELEMENTS = 1 << 26
 
 
 def allocate_outputs(allocate, output_shape, check):

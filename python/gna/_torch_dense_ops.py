@@ -9,7 +9,7 @@ from torch import Tensor
 
 from . import _C
 from . import _varlen
-from ._torch_ops import _export, _is_compiling, _runtime
+from ._torch_ops import _export, _function_apply_of, _is_compiling, _runtime, _unwrap_if_dead
 
 
 def _offsets(cumulative: Optional[Tensor]) -> Optional[List[int]]:
@@ -22,8 +22,9 @@ def _offsets(cumulative: Optional[Tensor]) -> Optional[List[int]]:
 def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, scale, backend,
                   deterministic=False, q_tile=None, kv_tile=None, backward_q_tile=None,
                   backward_kv_tile=None, max_seqlen_q=-1, max_seqlen_kv=-1):
-    output = query.new_empty((*query.shape[:-1], value.shape[-1]))
-    lse = query.new_empty(query.shape[:-1], dtype=torch.float32)
+    # Sizes as separate arguments: torch parses them faster than a tuple.
+    output = query.new_empty(*query.shape[:-1], value.shape[-1])
+    lse = query.new_empty(*query.shape[:-1], dtype=torch.float32)
     device, stream = _runtime(query)
     with device:
         if _varlen.on_device(query, cumulative_q, backend):
@@ -42,9 +43,10 @@ def forward_eager(query, key, value, cumulative_q, cumulative_kv, is_causal, sca
 def backward_eager(grad_output, grad_lse, query, key, value, output, lse, cumulative_q,
                    cumulative_kv, is_causal, scale, backend, deterministic, q_tile=None,
                    kv_tile=None):
-    grad_query = query.new_empty(query.shape)
-    grad_key = key.new_empty(key.shape)
-    grad_value = value.new_empty(value.shape)
+    # Dense, in the inputs' shapes, as Tensor.new_empty(t.shape) would give.
+    grad_query = torch.empty_like(query, memory_format=torch.contiguous_format)
+    grad_key = torch.empty_like(key, memory_format=torch.contiguous_format)
+    grad_value = torch.empty_like(value, memory_format=torch.contiguous_format)
     device, stream = _runtime(query)
     with device:
         if _varlen.on_device(query, cumulative_q, backend):
@@ -149,16 +151,39 @@ class _EagerAutograd(torch.autograd.Function):
         return out, lse
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output, grad_lse):
-        return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 12
+        # once_differentiable's guard only under create_graph (_torch_ops).
+        if torch.is_grad_enabled():
+            return _once_differentiable_gradients(ctx, grad_output, grad_lse)
+        return _eager_gradients(ctx, grad_output, grad_lse)
+
+
+def _eager_gradients(ctx, grad_output, grad_lse):
+    return _gradients(ctx, grad_output, grad_lse, backward_eager, False) + (None,) * 12
+
+
+_once_differentiable_gradients = torch.autograd.function.once_differentiable(_eager_gradients)
+_apply = _function_apply_of(_EagerAutograd)
+
+
+def _eager_autograd(query, key, value, cumulative_q, cumulative_kv, *knobs):
+    """_EagerAutograd.apply through Function.apply's C++ part (_torch_ops)."""
+    if _functorch_active():
+        return _EagerAutograd.apply(query, key, value, cumulative_q, cumulative_kv, *knobs)
+    offsets = [None if c is None else _unwrap_if_dead(c) for c in (cumulative_q, cumulative_kv)]
+    return _apply(_unwrap_if_dead(query), _unwrap_if_dead(key), _unwrap_if_dead(value), *offsets,
+                  *knobs)
+
+
+_functorch_active = torch._C._are_functorch_transforms_active
 
 
 def _forward_for(query, key, value):
     if _is_compiling():
         return torch.ops.gna.attention_forward
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value)):
-        return _EagerAutograd.apply
+    if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad
+                                    or value.requires_grad):
+        return _eager_autograd
     return forward_eager
 
 

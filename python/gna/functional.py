@@ -15,12 +15,14 @@ try:
     import torch
 except ImportError:
     torch = None
+    _torch_ops = None
+else:
+    from . import _torch_ops
 
 
 def _forward_op(framework, tensors):
     if framework == "numpy":
         return _numpy_ops.na_forward
-    from . import _torch_ops
     return _torch_ops.forward_for(*tensors)
 
 
@@ -100,6 +102,21 @@ def _attend(rank, query, key, value, kernel_size, stride, dilation, is_causal, s
             kv_tile_shape, backward_q_tile_shape, backward_kv_tile_shape, backward_kv_splits,
             backward_use_pt_reduction, run_persistent_kernel, kernel_schedule, torch_compile,
             return_lse, deterministic):
+    if (_torch_ops is not None and attention_kwargs is None and additional_keys is None
+            and additional_values is None and q_tile_shape is None and kv_tile_shape is None
+            and backward_q_tile_shape is None and backward_kv_tile_shape is None
+            and backward_kv_splits is None and backward_use_pt_reduction is False
+            and run_persistent_kernel is True and kernel_schedule is None
+            and torch_compile is False and (return_lse is False or return_lse is True)
+            and (deterministic is False or deterministic is True)
+            and not _torch_ops._is_compiling()):
+        # The common call, by exact types (_torch_ops.attend); None: it is
+        # not one, and the checks below take it.
+        reproducible = deterministic or context.are_deterministic_algorithms_enabled()
+        result = _torch_ops.attend(rank, query, key, value, kernel_size, stride, dilation,
+                                   is_causal, scale, backend, reproducible, return_lse)
+        if result is not None:
+            return result if return_lse else result[0]
     framework = args.check_tensors(
         {"query": query, "key": key, "value": value, "additional_keys": additional_keys,
          "additional_values": additional_values}, rank)
@@ -250,7 +267,6 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     if framework == "numpy":
         output, lse = _numpy_ops.attention_forward(query, key, value, *offsets, *call)
     else:
-        from . import _torch_ops
         output, lse = _torch_ops.attention(query, key, value, *offsets, *call,
                                            *varlen_maxima(cumulative_seqlen_Q, max_seqlen_Q,
                                                           max_seqlen_KV))

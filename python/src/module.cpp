@@ -52,6 +52,26 @@ Params params_of(const Window& w) {
   return p;
 }
 
+// A call's window: a Window, or the tuple (kernel_size, stride, dilation,
+// is_causal, scale) of the same fields. Python keeps its per-window plans
+// as tuples: a Window held by a live autograd graph at interpreter exit
+// would read as a leak to nanobind, and a tuple costs nothing to pass.
+Params params_of(nb::handle window) {
+  if (nb::isinstance<Window>(window)) return params_of(nb::cast<const Window&>(window));
+  if (!nb::isinstance<nb::tuple>(window) || nb::len(window) != 5) {
+    throw Error(ErrorKind::type, "window",
+                "window must be a gna._C.Window or a tuple (kernel_size, stride, dilation, "
+                "is_causal, scale)");
+  }
+  Window w;
+  w.kernel_size = nb::cast<std::vector<int64_t>>(window[0]);
+  w.stride = nb::cast<std::vector<int64_t>>(window[1]);
+  w.dilation = nb::cast<std::vector<int64_t>>(window[2]);
+  w.is_causal = nb::cast<std::vector<bool>>(window[3]);
+  if (!window[4].is_none()) w.scale = nb::cast<double>(window[4]);
+  return params_of(w);
+}
+
 // Where a call finds its CPU thread count: a Python callable returning it
 // (gna registers torch.get_num_threads when torch is there), else the
 // library's default. Kept for the life of the process, never released.
@@ -70,11 +90,13 @@ int threads_for_call() {
   return n > 0 ? n : 0;
 }
 
-Options options_of(const std::string& backend, uintptr_t stream) {
+// The thread count is asked (a Python call) only for work on CPU tensors,
+// the only work that uses it.
+Options options_of(const std::string& backend, uintptr_t stream, const TensorView& query) {
   Options o;
   o.backend = backend;
   o.stream = reinterpret_cast<void*>(stream);
-  o.threads = threads_for_call();
+  if (!query.defined() || query.device.type == DeviceType::cpu) o.threads = threads_for_call();
   return o;
 }
 
@@ -156,14 +178,14 @@ BackwardArgs backward_views(const InArray& query, const InArray& key, const InAr
 std::string forward(const InArray& query, const InArray& key, const InArray& value,
                     const OutArray& output, const OutArray& lse,
                     const InArray& additional_keys, const InArray& additional_values,
-                    const Window& window, const std::string& backend, uintptr_t stream,
+                    nb::handle window, const std::string& backend, uintptr_t stream,
                     const std::optional<std::vector<int64_t>>& q_tile,
                     const std::optional<std::vector<int64_t>>& kv_tile) {
   ForwardArgs args = forward_views(query, key, value, output, lse);
   args.extra_key = view_of(additional_keys, "additional_keys");
   args.extra_value = view_of(additional_values, "additional_values");
   const Params params = params_of(window);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.tiles = tiles_of(q_tile, kv_tile, params.rank);
   // The views keep no Python object alive themselves; the caller's
   // arguments do, so the work can run without the GIL.
@@ -193,7 +215,7 @@ TensorView unwritten_output(const TensorView& query, const TensorView& value) {
 // hide the rule the inputs break.
 std::string check_forward(const InArray& query, const InArray& key, const InArray& value,
                           const InArray& additional_keys, const InArray& additional_values,
-                          const Window& window, const std::string& backend) {
+                          nb::handle window, const std::string& backend) {
   ForwardArgs args;
   args.query = view_of(query, "query");
   args.key = view_of(key, "key");
@@ -213,7 +235,7 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
                      const InArray& additional_values, const OutArray& grad_query,
                      const OutArray& grad_key, const OutArray& grad_value,
                      const OutArray& grad_additional_keys,
-                     const OutArray& grad_additional_values, const Window& window,
+                     const OutArray& grad_additional_values, nb::handle window,
                      const std::string& backend, uintptr_t stream, bool deterministic,
                      const std::optional<std::vector<int64_t>>& q_tile,
                      const std::optional<std::vector<int64_t>>& kv_tile) {
@@ -224,7 +246,7 @@ std::string backward(const InArray& query, const InArray& key, const InArray& va
   args.grad_extra_key = view_of(grad_additional_keys, "grad_additional_keys");
   args.grad_extra_value = view_of(grad_additional_values, "grad_additional_values");
   const Params params = params_of(window);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.deterministic = deterministic;
   // The sm90 backward's KV tiles lie on the fixed grid.
   options.tiles = tiles_of(q_tile, kv_tile, params.rank, KvTiling::fixed_grid);
@@ -242,7 +264,7 @@ std::string attention_forward(const InArray& query, const InArray& key, const In
                               const std::optional<std::vector<int64_t>>& kv_tile) {
   const ForwardArgs args = forward_views(query, key, value, output, lse);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.tiles = tiles_of(q_tile, kv_tile, 1);
   nb::gil_scoped_release no_gil;
   return gna::attention_forward(DenseParams{is_causal, scale}, args, sequences, options);
@@ -262,7 +284,7 @@ std::string attention_backward(const InArray& query, const InArray& key, const I
   const BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
                                            grad_query, grad_key, grad_value);
   const Sequences sequences = sequences_of(query_offsets, key_offsets);
-  Options options = options_of(backend, stream);
+  Options options = options_of(backend, stream, args.query);
   options.deterministic = deterministic;
   options.tiles = tiles_of(q_tile, kv_tile, 1, KvTiling::fixed_grid);
   nb::gil_scoped_release no_gil;

@@ -22,7 +22,7 @@ std::string describe(dl::dtype t) {
   return kind + std::to_string(t.bits) + (t.lanes > 1 ? "x" + std::to_string(t.lanes) : "");
 }
 
-DType dtype_of(dl::dtype t, const std::string& name) {
+DType dtype_of(dl::dtype t, const char* name_c) {
   const auto code = static_cast<dl::dtype_code>(t.code);
   if (t.lanes == 1 && code == dl::dtype_code::Float) {
     if (t.bits == 16) return DType::f16;
@@ -30,6 +30,7 @@ DType dtype_of(dl::dtype t, const std::string& name) {
     if (t.bits == 64) return DType::f64;
   }
   if (t.lanes == 1 && code == dl::dtype_code::Bfloat && t.bits == 16) return DType::bf16;
+  const std::string name = name_c;
   throw Error(ErrorKind::type, name + ".dtype",
               name + ".dtype = " + describe(t) +
                   ": expected float16, bfloat16, float32 or float64");
@@ -37,9 +38,10 @@ DType dtype_of(dl::dtype t, const std::string& name) {
 
 // DLPack device types: 1 = CPU, 2 = CUDA device memory, 3 = pinned host
 // memory (plain CPU memory to the CPU backend).
-Device device_of(int type, int id, const std::string& name) {
+Device device_of(int type, int id, const char* name_c) {
   if (type == 1 || type == 3) return Device{DeviceType::cpu, 0};
   if (type == 2) return Device{DeviceType::cuda, id};
+  const std::string name = name_c;
   throw Error(ErrorKind::type, name + ".device",
               name + ".device = DLPack device type " + std::to_string(type) +
                   ": gna reads CPU and CUDA device memory only");
@@ -49,17 +51,19 @@ template <typename Array>
 TensorView convert(const Array& a, const char* name_c) {
   TensorView t;
   if (!a.is_valid()) return t;
-  const std::string name = name_c;
   const int ndim = static_cast<int>(a.ndim());
   // ndim 0 would read as "not given"; more than kMaxTensorDims does not fit.
+  // The name becomes a std::string for messages only (every call converts
+  // every tensor).
   if (ndim < 1 || ndim > kMaxTensorDims) {
+    const std::string name = name_c;
     throw Error(ErrorKind::type, name + ".ndim",
                 name + ".ndim = " + std::to_string(ndim) + ": expected 4 to " +
                     std::to_string(kMaxTensorDims) +
                     " dimensions [batch, spatial..., heads, head_dim]");
   }
-  t.dtype = dtype_of(a.dtype(), name);
-  t.device = device_of(a.device_type(), a.device_id(), name);
+  t.dtype = dtype_of(a.dtype(), name_c);
+  t.device = device_of(a.device_type(), a.device_id(), name_c);
   t.ndim = ndim;
   // DLPack strides count elements, as TensorView's do (nanobind fills them
   // in for row-major arrays that come without strides).

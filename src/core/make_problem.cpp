@@ -1,8 +1,8 @@
 // Reads a Problem off the caller's tensors and checks that every tensor
 // agrees with it: rank, dtype, device, extents, strides.
+#include <initializer_list>
 #include <limits>
 #include <string>
-#include <vector>
 
 #include "core/check.hpp"
 #include "core/checked.hpp"
@@ -21,12 +21,29 @@ struct Dim {
   const char* meaning;  // "batch", "spatial extent X1", ...
 };
 
+// A tensor's expected layout, at most kMaxTensorDims dimensions, kept in
+// place: every call builds several (no heap allocation per call).
+class Dims {
+ public:
+  Dims() = default;
+  Dims(std::initializer_list<Dim> dims) {
+    for (const Dim& d : dims) push_back(d);
+  }
+  void push_back(Dim d) { dims_[n_++] = d; }
+  size_t size() const { return static_cast<size_t>(n_); }
+  const Dim& operator[](size_t i) const { return dims_[i]; }
+
+ private:
+  Dim dims_[kMaxTensorDims] = {};
+  int n_ = 0;
+};
+
 const char* spatial_name(int a) {
   static const char* names[] = {"spatial extent X0", "spatial extent X1", "spatial extent X2"};
   return names[a];
 }
 
-std::string layout_of(const std::vector<Dim>& dims) {
+std::string layout_of(const Dims& dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) s += concat(i ? ", " : "", dims[i].meaning);
   return s + "]";
@@ -38,7 +55,7 @@ void check_required(const TensorView& t, const char* name) {
 
 // Checks one tensor against the layout the problem implies. `dims[i].size`
 // of -1 means "any size" (the first tensor defines it).
-void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>& dims,
+void check_tensor(const TensorView& t, const char* name, const Dims& dims,
                   DType dtype, Device device, bool written) {
   const int ndim = static_cast<int>(dims.size());
   if (t.ndim != ndim) {
@@ -56,11 +73,14 @@ void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>&
   // Any single size or product beyond 2^62 elements cannot be indexed safely.
   constexpr int64_t kMaxElements = int64_t{1} << 62;
   int64_t numel = 1;
+  // Names are built only for a message: this runs for every dimension of
+  // every tensor of every call.
   for (int i = 0; i < ndim; ++i) {
-    const std::string dim_name = concat(name, ".shape[", i, "]");
-    if (t.shape[i] < 0) fail(ErrorKind::value, dim_name, t.shape[i], "must be >= 0");
+    if (t.shape[i] < 0) {
+      fail(ErrorKind::value, concat(name, ".shape[", i, "]"), t.shape[i], "must be >= 0");
+    }
     if (dims[i].size >= 0 && t.shape[i] != dims[i].size) {
-      fail(ErrorKind::value, dim_name, t.shape[i],
+      fail(ErrorKind::value, concat(name, ".shape[", i, "]"), t.shape[i],
            concat("expected ", dims[i].size, " (", dims[i].meaning, ") for layout ",
                   layout_of(dims)));
     }
@@ -76,10 +96,9 @@ void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>&
   // countable too: the strides are the caller's, not derived from the shape.
   int64_t last = 0;
   for (int i = 0; i < ndim && numel > 0; ++i) {
-    const std::string stride_name = concat(name, ".stride[", i, "]");
-    last = detail::checked_add(
-        last, detail::checked_mul(t.shape[i] - 1, t.stride[i], stride_name, "element offset"),
-        stride_name, "element offset");
+    last = detail::checked_offset(
+        last, t.shape[i], t.stride[i], [&] { return concat(name, ".stride[", i, "]"); },
+        "element offset");
   }
   // Stride 0 aliases elements of an output, unless it has no elements at all
   // (numpy gives empty arrays zero strides).
@@ -96,7 +115,7 @@ void check_tensor(const TensorView& t, const char* name, const std::vector<Dim>&
 
 // Shapes common to forward and backward.
 struct Layouts {
-  std::vector<Dim> q, k, v, o, lse, xk, xv;
+  Dims q, k, v, o, lse, xk, xv;
 };
 
 Problem read_shapes(const Params& params, const TensorView& q, const TensorView& k,
@@ -129,9 +148,9 @@ Problem read_shapes(const Params& params, const TensorView& q, const TensorView&
   if (k.ndim == r + 3) p.kv_heads = k.shape[r + 1];
   if (v.ndim == r + 3) p.head_dim_v = v.shape[r + 2];
 
-  std::vector<Dim> tokens{{p.batch, "batch"}};
+  Dims tokens{{p.batch, "batch"}};
   for (int a = 0; a < r; ++a) tokens.push_back({p.extent[a], spatial_name(a)});
-  auto with = [&](std::vector<Dim> dims, Dim heads, Dim dim) {
+  auto with = [&](Dims dims, Dim heads, Dim dim) {
     dims.push_back(heads);
     if (dim.size != -2) dims.push_back(dim);
     return dims;

@@ -47,6 +47,24 @@ TEST(SizeRules, CheckedProductsNameTheArgument) {
                      "bytes = 4 * 2305843009213693952");
 }
 
+TEST(SizeRules, CheckedOffsetNamesItsArgumentOnlyWhenItFails) {
+  int named = 0;
+  auto name = [&] {
+    ++named;
+    return std::string("t.stride[1]");
+  };
+  EXPECT_EQ(detail::checked_offset(5, 4, 7, name, "element offset"), 5 + 3 * 7);
+  EXPECT_EQ(detail::checked_offset(0, 1, int64_t{1} << 62, name, "element offset"), 0);
+  EXPECT_EQ(named, 0);
+  // Each limit of checked_add(offset, checked_mul(extent - 1, stride)), and
+  // the same message as those give.
+  expect_value_error([&] { detail::checked_offset(0, 3, int64_t{1} << 62, name, "offset"); },
+                     "t.stride[1]", "offset = 2 * 4611686018427387904 exceeds 2^62");
+  expect_value_error([&] { detail::checked_offset(int64_t{1} << 62, 2, 1, name, "offset"); },
+                     "t.stride[1]", "offset = 4611686018427387904 + 1 exceeds 2^62");
+  EXPECT_EQ(named, 2);
+}
+
 TEST(SizeRules, TokenCountPastTwoToThe62IsNamed) {
   expect_value_error([] { validate(big_problem()); }, "extent", "3037000500 * 3037000500");
 }

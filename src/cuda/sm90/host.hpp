@@ -3,7 +3,9 @@
 // operands and paired stores, and kernel geometry from a tile configuration.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -63,6 +65,29 @@ bool needs_per_batch_maps(const TensorView& t, int rank);
 void tile_boxes(const Problem& p, const TileConfig& t, int32_t q_split_log2, int32_t kv_split_log2,
                 int64_t (&q_box)[3], int64_t (&kv_box)[3]);
 
+// What tells problems apart for the tile choosers: the fields
+// Problem::describe() lists (sizes, window, dtype; axes past the rank 0),
+// as numbers, since every call looks its problem up (formatting the line
+// cost microseconds of host time per call).
+using ProblemKey = std::array<int64_t, 8 + 5 * kMaxSpatialRank>;
+
+inline ProblemKey problem_key(const Problem& p) {
+  ProblemKey key{};
+  size_t i = 0;
+  for (int64_t v : {int64_t{p.rank()}, p.batch, p.heads, p.kv_heads, p.head_dim, p.head_dim_v,
+                    p.extra_kv, static_cast<int64_t>(p.dtype)}) {
+    key[i++] = v;
+  }
+  for (int a = 0; a < p.rank(); ++a) {
+    const AxisParams& ax = p.params.axis[a];
+    for (int64_t v : {p.extent[a], ax.kernel_size, ax.stride, ax.dilation,
+                      int64_t{ax.is_causal ? 1 : 0}}) {
+      key[i++] = v;
+    }
+  }
+  return key;
+}
+
 // `compute(p)`, remembered per problem: the tile choosers simulate every
 // candidate (up to ~0.1 s for a large 3-D problem), and a model layer calls
 // with the same problem again and again. Bounded for endless shape streams.
@@ -70,8 +95,8 @@ template <class Compute>
 auto per_problem(const Problem& p, Compute compute) -> decltype(compute(p)) {
   using Value = decltype(compute(p));
   static std::mutex mutex;
-  static std::map<std::string, Value> cache;
-  const std::string key = p.describe();
+  static std::map<ProblemKey, Value> cache;
+  const ProblemKey key = problem_key(p);
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = cache.find(key);
