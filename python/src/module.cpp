@@ -316,7 +316,7 @@ std::string packed_forward(const InArray& query, const InArray& key, const InArr
   const ForwardArgs args = forward_views(query, key, value, output, lse);
   const DeviceOffsets d =
       device_offsets_of(query_offsets, key_offsets, sequences, query_max, key_max, status);
-  const Options options = options_of(backend, stream);
+  const Options options = options_of(backend, stream, args.query);
   nb::gil_scoped_release no_gil;
   return gna::attention_forward(DenseParams{is_causal, scale}, args, d, options);
 }
@@ -332,7 +332,7 @@ std::string packed_backward(const InArray& query, const InArray& key, const InAr
   const BackwardArgs args = backward_views(query, key, value, output, lse, grad_output, grad_lse,
                                            grad_query, grad_key, grad_value);
   const DeviceOffsets d = device_offsets_of(query_offsets, key_offsets, sequences, -1, -1, status);
-  const Options options = options_of(backend, stream);
+  const Options options = options_of(backend, stream, args.query);
   nb::gil_scoped_release no_gil;
   return gna::attention_backward(DenseParams{is_causal, scale}, args, d, options);
 }
