@@ -60,6 +60,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="32768")
     ap.add_argument("--window", default="2048")
+    ap.add_argument("--stride", default="1")
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--calls", type=int, default=20)
@@ -76,6 +77,7 @@ def main():
         stub_core()
     shape = tuple(int(v) for v in args.shape.split("x"))
     window = tuple(int(v) for v in args.window.split("x"))
+    stride = tuple(int(v) for v in args.stride.split("x"))
     na = {1: gna.na1d, 2: gna.na2d, 3: gna.na3d}[len(shape)]
     dtype = torch.float16 if args.device == "cuda" else torch.float32
     q, k, v = (torch.randn(1, *shape, args.heads, args.dim, device=args.device, dtype=dtype,
@@ -85,17 +87,18 @@ def main():
 
     def forward():
         with torch.no_grad():
-            na(q, k, v, window, backend=backend)
+            na(q, k, v, window, stride=stride, backend=backend)
 
     def train():
-        out = na(q, k, v, window, backend=backend)
+        out = na(q, k, v, window, stride=stride, backend=backend)
         torch.autograd.grad(out, (q, k, v), g)
 
     rows = {}
     for name, fn in (("forward", forward), ("forward+backward", train)):
         issue, wall = issue_and_device_us(fn, args.calls, args.device, args.repeats)
         rows[name] = {"host_issue_us": round(issue, 1), "wall_us": round(wall, 1)}
-    print(json.dumps({"shape": shape, "window": window, "heads": args.heads, "dim": args.dim,
+    print(json.dumps({"shape": shape, "window": window, "stride": stride, "heads": args.heads,
+                      "dim": args.dim,
                       "device": args.device, "stub": args.stub, **rows}))
     if args.breakdown:
         breakdown(train, args, q, k, v, g, window)

@@ -135,15 +135,15 @@ for what in "$@"; do
       for pass in forward backward; do
         timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/gna check --backend sm90 --cases 4 --pass $pass --seed 24 2>&1 | tail -3 | tee -a "$OUT/verify_sanitize.log"
       done
-      for tool in racecheck synccheck; do
-        for shape in "13x9 5x3 1x1 2x1 64" "300 9 3 2 32"; do
-          set -- $shape
-          for pass in "" "--backward"; do
-            timeout 90 compute-sanitizer --tool $tool --error-exitcode 9 $BIN/gna bench --backend sm90 $pass \
-              --shape $1 --window $2 --stride $3 --dilation $4 --heads 2 --kv-heads 1 --dim $5 --extra-kv 3 --iters 1 --warmup 0 2>&1 \
-              | grep -E "SUMMARY|rror" | tee -a "$OUT/verify_race.log"
-          done
-        done
+      # racecheck: both kernels on a 2-D problem (odd extents, dilation, GQA,
+      # additional KV), the backward on a strided 1-D one; synccheck: the backward.
+      for run in "racecheck 13x9 5x3 1x1 2x1 64 -" "racecheck 13x9 5x3 1x1 2x1 64 --backward" \
+                 "racecheck 300 9 3 2 32 --backward" "synccheck 13x9 5x3 1x1 2x1 64 --backward"; do
+        set -- $run
+        pass="$7"; [ "$pass" = "-" ] && pass=""
+        timeout 90 compute-sanitizer --tool $1 --error-exitcode 9 $BIN/gna bench --backend sm90 $pass \
+          --shape $2 --window $3 --stride $4 --dilation $5 --heads 2 --kv-heads 1 --dim $6 --extra-kv 3 \
+          --iters 1 --warmup 0 2>&1 | grep -E "SUMMARY|rror" | sed "s/^/$1 $2 ${pass:-forward}: /" | tee -a "$OUT/verify_race.log"
       done
       ;;
     ncu_bwd)
