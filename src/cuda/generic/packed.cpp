@@ -41,6 +41,19 @@ struct Verdict {
   }
 };
 
+// The fields the forward and the backward share: shape, Q, K, V, O, LSE.
+void fill_forward_fields(PackedForwardParams& p, const DenseParams& params, double scale,
+                         const TensorView& query, const TensorView& key, const TensorView& value,
+                         const TensorView& output, const TensorView& lse, const DeviceOffsets& d) {
+  p.shape = packed_shape(params, scale, query, key, value, d);
+  p.q = spatial_rows(query, 1);
+  p.k = spatial_rows(key, 1);
+  p.v = spatial_rows(value, 1);
+  p.o = spatial_rows(output, 1);
+  p.lse = spatial_rows(lse, 1);
+}
+
+
 }  // namespace
 
 std::string cannot_read_offsets(const DeviceOffsets& offsets, Device device) {
@@ -67,12 +80,7 @@ void packed_forward(const DenseParams& params, double scale, const ForwardArgs& 
   DeviceGuard guard(a.query.device.index);
   const auto stream = static_cast<cudaStream_t>(options.stream);
   PackedForwardParams p;
-  p.shape = packed_shape(params, scale, a.query, a.key, a.value, d);
-  p.q = spatial_rows(a.query, 1);
-  p.k = spatial_rows(a.key, 1);
-  p.v = spatial_rows(a.value, 1);
-  p.o = spatial_rows(a.output, 1);
-  p.lse = spatial_rows(a.lse, 1);
+  fill_forward_fields(p, params, scale, a.query, a.key, a.value, a.output, a.lse, d);
   const Verdict verdict(p.shape, d, stream);
   p.fatal = verdict.fatal.get<int32_t>();
   launch_packed_forward(p, a.query.dtype, stream);
@@ -83,12 +91,7 @@ void packed_backward(const DenseParams& params, double scale, const BackwardArgs
   DeviceGuard guard(a.query.device.index);
   const auto stream = static_cast<cudaStream_t>(options.stream);
   PackedBackwardParams p;
-  p.shape = packed_shape(params, scale, a.query, a.key, a.value, d);
-  p.q = spatial_rows(a.query, 1);
-  p.k = spatial_rows(a.key, 1);
-  p.v = spatial_rows(a.value, 1);
-  p.o = spatial_rows(a.output, 1);
-  p.lse = spatial_rows(a.lse, 1);
+  fill_forward_fields(p, params, scale, a.query, a.key, a.value, a.output, a.lse, d);
   p.dout = spatial_rows(a.grad_output, 1);
   p.dlse = spatial_rows(a.grad_lse, 1);
   p.dq = spatial_rows(a.grad_query, 1);

@@ -28,11 +28,10 @@ struct PackedForwardParams {
   const int32_t* fatal = nullptr;
 };
 
-struct PackedBackwardParams {
-  PackedShape shape;
-  Rows q, k, v, o, lse, dout, dlse;  // inputs (dlse optional)
-  Rows dq, dk, dv;                   // outputs
-  const int32_t* fatal = nullptr;
+// The forward's tensors and O, LSE as inputs, then the gradients.
+struct PackedBackwardParams : PackedForwardParams {
+  Rows dout, dlse;  // inputs (dlse optional)
+  Rows dq, dk, dv;  // outputs
 };
 
 // Row (token t, head h) of a [1, tokens, heads, dim] tensor.
