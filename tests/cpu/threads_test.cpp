@@ -105,6 +105,10 @@ TEST(CpuThreads, SameBitsForAnyThreadCount) {
   phases.extra_kv = 3;
   ASSERT_EQ(cpu::backward_phases(phases), 4);
   expect_same_bits_for_any_thread_count(phases);
+  Problem grouped = problem({21, 18}, {axis(7), axis(5)});  // 4 heads in one vector
+  grouped.heads = grouped.kv_heads = 8;
+  ASSERT_EQ(cpu::forward_tiling(grouped).head_group, 4);
+  expect_same_bits_for_any_thread_count(grouped);
 }
 
 #ifdef GNA_CLI_PATH
