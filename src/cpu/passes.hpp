@@ -5,6 +5,10 @@
 // tokens), and everything is a rank-1 update of those lanes by an element
 // of a row of the other side, broadcast (src/cpu/kernels-inl.h): S = K Q^T
 // with queries in lanes, then P V, with no horizontal reduction anywhere.
+// Small windows waste most lanes of such a box, so there a tile is a box
+// of a quarter of the tokens times 4 heads (best_tiling: 2x2 tokens x 4
+// heads reach 8x8 keys of a 7x7 window, not 10x10), and the broadcast side
+// is read from rows regrouped by heads (Fp32Rows::prepare_grouped).
 // A tile walks only the tokens its windows reach, in steps (boxes of
 // chunks, src/cpu/tile_walk.hpp, the simulator's per-axis tile maps), with
 // FlashAttention's online softmax; a step that is not clean adds a mask
