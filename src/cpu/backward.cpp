@@ -12,6 +12,7 @@
 // Windows so wide that no choice of axes gives every phase
 // kMinItemsPerPhase items keep dQ apart.
 #include <algorithm>
+#include <utility>
 
 #include "cpu/passes.hpp"
 #include "cpu/thread_pool.hpp"
@@ -92,6 +93,7 @@ std::vector<AxisBand> narrowest_bands(const Tiling& t, int a) {
 // (job.block_per_head); nothing when neither does.
 std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, const Tiling& t,
                                                           bool* per_head) {
+  const int64_t kv_items = p.kv_heads / t.head_group;  // key tiles per (batch, tile)
   std::vector<AxisBand> bands[kMaxSpatialRank];
   int64_t in_phase[kMaxSpatialRank][2] = {};
   for (int a = 0; a < t.rank; ++a) {
@@ -113,7 +115,7 @@ std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, cons
       blocks *= split ? std::min(in_phase[a][0], in_phase[a][1]) : in_phase[a][0];
     }
     for (bool split_heads : {false, true}) {
-      const int64_t items = blocks * (split_heads ? p.kv_heads : 1);
+      const int64_t items = blocks * (split_heads ? kv_items : 1);
       if (items < kMinItemsPerPhase) continue;
       const bool better =
           chosen < 0 || (chosen_per_head && !split_heads) ||
@@ -172,12 +174,32 @@ std::vector<std::vector<std::vector<int64_t>>> band_tiles(const Problem& p, cons
   return phases;
 }
 
+// The key tiles and, when dQ is fused, their blocks per phase: tiles of a
+// head group where that tiling fuses too (fewer items per tile might leave
+// too few per phase), else tiles of one head.
+Tiling key_tiling_of(const Problem& p, std::vector<std::vector<std::vector<int64_t>>>* phases,
+                     bool* per_head) {
+  const int lanes = simd_lanes();
+  Tiling t = best_tiling(p, lanes, Looks::at_queries);
+  *phases = band_tiles(p, t, per_head);
+  if (t.head_group > 1 && phases->empty()) {
+    Tiling single = make_tiling(p, lanes, Looks::at_queries);
+    auto fused = band_tiles(p, single, per_head);
+    if (!fused.empty()) {
+      *phases = std::move(fused);
+      return single;
+    }
+  }
+  return t;
+}
+
 }  // namespace
 
 int backward_phases(const Problem& p) {
   bool per_head = false;
-  return static_cast<int>(
-      band_tiles(p, make_tiling(p, simd_lanes(), Looks::at_queries), &per_head).size());
+  std::vector<std::vector<std::vector<int64_t>>> phases;
+  key_tiling_of(p, &phases, &per_head);
+  return static_cast<int>(phases.size());
 }
 
 void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
@@ -187,12 +209,19 @@ void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
   job.tokens = p.tokens();
   const int lanes = simd_lanes();
   job.query_tiling = make_tiling(p, lanes, Looks::at_keys);
-  job.key_tiling = make_tiling(p, lanes, Looks::at_queries);
+  job.key_tiling = key_tiling_of(p, &job.blocks_of_phase, &job.block_per_head);
   job.query.prepare(args.query, p.rank(), threads);
   job.key.prepare(args.key, p.rank(), threads);
   job.value.prepare(args.value, p.rank(), threads);
   job.output.prepare(args.output, p.rank(), threads);
   job.grad_output.prepare(args.grad_output, p.rank(), threads);
+  const int g = job.key_tiling.head_group;
+  if (g > 1) {
+    // Kept per calling thread: one call at a time on each.
+    thread_local AlignedFloats queries, grad_outputs;
+    job.grouped_query.prepare_grouped(args.query, p.rank(), g, threads, queries);
+    job.grouped_grad_output.prepare_grouped(args.grad_output, p.rank(), g, threads, grad_outputs);
+  }
   job.extra_key.prepare(args.extra_key, 1, threads);
   job.extra_value.prepare(args.extra_value, 1, threads);
   for (int a = p.rank() - 1; a >= 0; --a) {
@@ -201,8 +230,11 @@ void backward_pass(const Problem& p, const BackwardArgs& args, int threads) {
   const size_t rows = static_cast<size_t>(p.batch * p.tokens() * p.heads);
   job.delta.resize(rows);
   job.lse2.resize(rows);
+  if (g > 1) {
+    job.grouped_delta.resize(rows / g * kHeadBlock);
+    job.grouped_lse2.resize(rows / g * kHeadBlock);
+  }
   job.scale2 = static_cast<float>(p.scale()) * kLog2e;
-  job.blocks_of_phase = band_tiles(p, job.key_tiling, &job.block_per_head);
   job.fused = !job.blocks_of_phase.empty();
   if (job.fused) {
     job.dq_stride = (p.head_dim + lanes - 1) / lanes * lanes;

@@ -38,8 +38,9 @@ struct KeyGradScratch {
 class KeyGradTile {
  public:
   KeyGradTile(const BackwardJob& job, KeyGradScratch& s)
-      : job_(job), p_(*job.problem), s_(s),
-        steps_(s.steps, job.key_tiling, job.query, job.grad_output, job.token_stride) {
+      : job_(job), p_(*job.problem), s_(s), group_(job.key_tiling.head_group),
+        steps_(s.steps, job.key_tiling, group_ > 1 ? job.grouped_query : job.query,
+               group_ > 1 ? job.grouped_grad_output : job.grad_output, job.token_stride) {
     const size_t L = hn::Lanes(d_);
     const size_t D = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L);
     const size_t Dv = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L);
@@ -57,29 +58,38 @@ class KeyGradTile {
     lanes_ = s.lanes.reserve(L);
   }
 
-  // Key tile `tile` of the grid.
+  // Key tile `tile` of the grid, kv head hk (head group hk: kv heads from
+  // hk * head_group on, every one its own query head).
   void run_grid(int64_t b, int64_t hk, int64_t tile) {
     steps_.start(tile);
     const TileWalk& w = steps_.walk();
     const float* key_rows[kMaxLanes];
     const float* value_rows[kMaxLanes];
-    LaneRows(w, job_.key, b, hk, key_rows);
-    LaneRows(w, job_.value, b, hk, value_rows);
+    const int64_t first_kv = hk * group_;
+    LaneRows(w, job_.key, b, first_kv, key_rows);
+    LaneRows(w, job_.value, b, first_kv, value_rows);
     start(key_rows, value_rows);
     adds_to_queries_ = job_.fused;
     if (adds_to_queries_) copy_lane_keys(key_rows, w.valid_lanes());
-    for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
-      steps_.for_each(b, h, [&](const StepRows& queries, const float* bias) {
-        accumulate(queries, bias, b, h);
+    if (group_ > 1) {  // grouped rows are addressed by group
+      steps_.for_each(b, hk, [&](const StepRows& queries, const float* bias) {
+        accumulate<kHeadBlock>(queries, bias, b, first_kv);
       });
+    } else {
+      for (int64_t h = first_head(hk); h < first_head(hk + 1); ++h) {
+        steps_.for_each(b, h, [&](const StepRows& queries, const float* bias) {
+          accumulate<1>(queries, bias, b, h);
+        });
+      }
     }
     const BackwardArgs& args = *job_.args;
+    const int64_t hk_out = first_kv;
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
-    WriteLanes(d_, w, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_key, b, hk,
-               staged_, spare_);
+    WriteLanes(d_, w, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_key, b,
+               hk_out, staged_, spare_);
     FillLanes(d_, 1.0f, lanes_);
     WriteLanes(d_, w, grad_value_, static_cast<size_t>(p_.head_dim_v), lanes_, args.grad_value,
-               b, hk, staged_, spare_);
+               b, hk_out, staged_, spare_);
   }
 
   // The additional KV tokens [first, first + L): every query sees them.
@@ -115,7 +125,7 @@ class KeyGradTile {
           all.token[i] = t0 + static_cast<int64_t>(i);
           for (int a = p_.rank() - 1; a >= 0 && ++x[a] == p_.extent[a]; --a) x[a] = 0;
         }
-        accumulate(all, nullptr, b, h);
+        accumulate<1>(all, nullptr, b, h);
       }
     }
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
@@ -148,28 +158,41 @@ class KeyGradTile {
   }
 
   // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
-  // and head h, with their mask bias when there is one.
+  // and head h (G > 1: the heads from h on, lane l's head h + l % G), with
+  // their mask bias when there is one.
+  template <int G>
   void accumulate(const StepRows& rows, const float* bias, int64_t b, int64_t h) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    int64_t row[kStepTokens];  // the queries' rows of [B, T, H]
+    int64_t row[kStepTokens];  // the queries' rows of [B, T, H] (of head h)
     for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
-    Scores(d_, rows.first, n, key_, D, bias, scores_);
-    Scores(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
+    Scores<G>(d_, rows.first, n, key_, D, bias, scores_);
+    Scores<G>(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
-      const size_t r = static_cast<size_t>(row[i]);
-      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), hn::Set(d_, job_.lse2[r])));
-      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), hn::Set(d_, job_.delta[r]));
+      VF lse, delta;
+      if constexpr (G == 1) {
+        const size_t r = static_cast<size_t>(row[i]);
+        lse = hn::Set(d_, job_.lse2[r]);
+        delta = hn::Set(d_, job_.delta[r]);
+      } else {
+        const size_t r = static_cast<size_t>(job_.grouped_row(row[i]));
+        lse = hn::LoadDup128(d_, job_.grouped_lse2.data() + r);
+        delta = hn::LoadDup128(d_, job_.grouped_delta.data() + r);
+      }
+      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse));
+      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
       hn::Store(prob, d_, scores_ + i * L);
       hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
     }
-    AddAllRows(d_, rows.second, n, scores_, Dv, grad_value_);
-    AddAllRows(d_, rows.first, n, grad_scores_, D, grad_key_);
+    AddAllRows<G>(d_, rows.second, n, scores_, Dv, grad_value_);
+    AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];
-      for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + row[i] * job_.dq_stride;
-      AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
-                        out);
+      for (int slot = 0; slot < G; ++slot) {  // the lanes of each head in turn
+        for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + (row[i] + slot) * job_.dq_stride;
+        AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),
+                          out, static_cast<size_t>(slot), G);
+      }
     }
   }
 
@@ -177,6 +200,7 @@ class KeyGradTile {
   const BackwardJob& job_;
   const Problem& p_;
   KeyGradScratch& s_;
+  const int group_;  // heads per key tile
   TileSteps steps_;
   float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
       *lane_keys_, *lanes_;
@@ -194,7 +218,7 @@ void KeyGradItems(const BackwardJob& job, const std::vector<std::vector<int64_t>
   KeyGradTile tile(job, scratch);
   const Problem& p = *job.problem;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  const int64_t kv = p.kv_heads;
+  const int64_t kv = p.kv_heads / job.key_tiling.head_group;  // items per key tile
   const int64_t extra_tiles = (p.extra_kv + lanes - 1) / lanes;
   const int64_t grid = p.batch * key_items_per_batch(job, blocks);
   if (blocks == nullptr) {

@@ -156,6 +156,7 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
   const float* lse_data = static_cast<const float*>(lse.data);
   const float* grad_data = static_cast<const float*>(grad_lse.data);
   const int64_t H = p.heads;
+  const int64_t g = job.key_tiling.head_group;
   int64_t b = begin / (H * job.tokens), t = (begin / H) % job.tokens, h = begin % H;
   int64_t x[kMaxSpatialRank] = {0, 0, 0};
   for (int a = 0; a < r; ++a) x[a] = (t / job.token_stride[a]) % p.extent[a];
@@ -171,6 +172,13 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
     job.delta[static_cast<size_t>(row)] = delta;
     if (job.fused) std::fill_n(job.dq.get() + row * job.dq_stride, job.dq_stride, 0.0f);
     job.lse2[static_cast<size_t>(row)] = lse_data[lse_at] * kLog2e;
+    if (g > 1) {  // the row's head in every slot of its block that holds it
+      const size_t at = static_cast<size_t>(row / H * (H / g) + h / g) * kHeadBlock;
+      for (int64_t k = h % g; k < kHeadBlock; k += g) {
+        job.grouped_delta[at + static_cast<size_t>(k)] = delta;
+        job.grouped_lse2[at + static_cast<size_t>(k)] = job.lse2[static_cast<size_t>(row)];
+      }
+    }
     if (++h < H) continue;  // next row: next head, else next token (odometer)
     h = 0;
     int a = r - 1;

@@ -48,20 +48,30 @@ class QueryTile {
     lanes_ = s.lanes.reserve(3 * L);
   }
 
-  void run(int64_t b, int64_t h, int64_t tile) {
+  // Tile `tile` of batch b and head group `group` (its heads from
+  // group * head_group on).
+  void run(int64_t b, int64_t group, int64_t tile) {
+    const int g = job_.tiling.head_group;
     b_ = b;
-    h_ = h;
-    hk_ = h / (p_.heads / p_.kv_heads);
+    h_ = group * g;
+    // Rows regrouped by heads are addressed by group (heads == kv_heads).
+    hk_ = g > 1 ? group : h_ / (p_.heads / p_.kv_heads);
     steps_.start(tile);
     const float* rows[kMaxLanes];
     LaneRows(steps_.walk(), job_.query, b_, h_, rows);
-    if (h_ + 1 < p_.heads) PrefetchRows(rows, job_.query.stride(p_.rank() + 1));
+    if (h_ + g < p_.heads) PrefetchRows(rows, g * job_.query.stride(p_.rank() + 1));
     PackRows(d_, rows, static_cast<size_t>(p_.head_dim), job_.scale2, packed_, spare_);
     max_ = hn::Set(d_, kMasked);
     sum_ = hn::Zero(d_);
     std::fill(acc_, acc_ + acc_size_, 0.0f);
-    auto attend_step = [&](const StepRows& keys, const float* bias) { attend(keys, bias); };
-    steps_.for_each(b_, hk_, attend_step);
+    auto attend_step = [&](const StepRows& keys, const float* bias) { attend<1>(keys, bias); };
+    if (g == kHeadBlock) {
+      steps_.for_each(b_, hk_, [&](const StepRows& keys, const float* bias) {
+        attend<kHeadBlock>(keys, bias);
+      });
+    } else {
+      steps_.for_each(b_, hk_, attend_step);
+    }
     ForEachExtraStep(job_.extra_key, job_.extra_value, p_.extra_kv, b_, hk_, s_.extra,
                      attend_step);
     write_results();
@@ -69,11 +79,12 @@ class QueryTile {
 
  private:
   // One step of the online softmax over the keys in `rows`, with their mask
-  // bias when there is one.
+  // bias when there is one; G: heads per tile (rows regrouped when > 1).
+  template <int G>
   void attend(const StepRows& rows, const float* bias) {
     const size_t L = hn::Lanes(d_), n = rows.count;
     const size_t D = static_cast<size_t>(p_.head_dim), Dv = static_cast<size_t>(p_.head_dim_v);
-    const VF step_max = Scores(d_, rows.first, n, packed_, D, bias, scores_);
+    const VF step_max = Scores<G>(d_, rows.first, n, packed_, D, bias, scores_);
     const VF new_max = hn::Max(max_, step_max);
     const VF rescale = Exp2(d_, hn::Sub(max_, new_max));
     max_ = new_max;
@@ -89,7 +100,7 @@ class QueryTile {
         hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
       }
     }
-    AddAllRows(d_, rows.second, n, scores_, Dv, acc_);
+    AddAllRows<G>(d_, rows.second, n, scores_, Dv, acc_);
   }
 
   // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
@@ -107,9 +118,14 @@ class QueryTile {
     const TensorView& lse = args.lse;
     int64_t offset[kMaxLanes];
     w.lane_offsets(lse.stride + 1, offset);
-    float* out = static_cast<float*>(lse.data) + b_ * lse.stride[0] + h_ * lse.stride[p_.rank() + 1];
+    const int64_t head_stride = lse.stride[p_.rank() + 1];
+    float* out = static_cast<float*>(lse.data) + b_ * lse.stride[0] + h_ * head_stride;
+    const size_t g = static_cast<size_t>(w.head_group());
     for (size_t l = 0; l < L; ++l) {
-      if (w.valid(static_cast<int>(l))) out[offset[l]] = (max[l] + std::log2(sum[l])) * kLn2;
+      if (w.valid(static_cast<int>(l))) {
+        out[offset[l] + static_cast<int64_t>(l % g) * head_stride] =
+            (max[l] + std::log2(sum[l])) * kLn2;
+      }
     }
   }
 
@@ -129,8 +145,31 @@ class QueryTile {
 void ForwardItems(const ForwardJob& job, int64_t begin, int64_t end) {
   thread_local ForwardScratch scratch;
   QueryTile tile(job, scratch);
-  ForEachItem(job.tiling.count(), job.problem->heads, begin, end,
+  ForEachItem(job.tiling.count(), job.problem->heads / job.tiling.head_group, begin, end,
               [&](int64_t b, int64_t h, int64_t t) { tile.run(b, h, t); });
+}
+
+// interleave_rows (src/cpu/rows.hpp): 4 x 4 blocks transposed in 128-bit
+// vectors.
+void InterleaveRows(const float* const* in, int64_t dim, float* out) {
+  static_assert(kHeadBlock == 4, "one 128-bit vector per element");
+  int64_t e = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Full128<float> d;
+  for (; e + 4 <= dim; e += 4) {
+    const auto v0 = hn::LoadU(d, in[0] + e), v1 = hn::LoadU(d, in[1] + e);
+    const auto v2 = hn::LoadU(d, in[2] + e), v3 = hn::LoadU(d, in[3] + e);
+    const auto lo01 = hn::InterleaveLower(d, v0, v1), lo23 = hn::InterleaveLower(d, v2, v3);
+    const auto hi01 = hn::InterleaveUpper(d, v0, v1), hi23 = hn::InterleaveUpper(d, v2, v3);
+    hn::StoreU(hn::ConcatLowerLower(d, lo23, lo01), d, out + (e + 0) * kHeadBlock);
+    hn::StoreU(hn::ConcatUpperUpper(d, lo23, lo01), d, out + (e + 1) * kHeadBlock);
+    hn::StoreU(hn::ConcatLowerLower(d, hi23, hi01), d, out + (e + 2) * kHeadBlock);
+    hn::StoreU(hn::ConcatUpperUpper(d, hi23, hi01), d, out + (e + 3) * kHeadBlock);
+  }
+#endif
+  for (; e < dim; ++e) {
+    for (int k = 0; k < kHeadBlock; ++k) out[e * kHeadBlock + k] = in[k][e];
+  }
 }
 
 int LaneCount() { return static_cast<int>(hn::Lanes(DF())); }
@@ -145,30 +184,47 @@ namespace gna::cpu {
 
 HWY_EXPORT(ForwardItems);
 HWY_EXPORT(LaneCount);
+HWY_EXPORT(InterleaveRows);
 HWY_EXPORT(TargetName);
 
 int simd_lanes() { return HWY_DYNAMIC_DISPATCH(LaneCount)(); }
+void interleave_rows(const float* const* in, int64_t dim, float* out) {
+  HWY_DYNAMIC_DISPATCH(InterleaveRows)(in, dim, out);
+}
 const char* simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
+Tiling forward_tiling(const Problem& p) { return best_tiling(p, simd_lanes(), Looks::at_keys); }
+
 std::string describe_tiles(const Problem& p) {
-  const Tiling t = make_tiling(p, simd_lanes(), Looks::at_keys);
+  const Tiling t = forward_tiling(p);
   std::string shape;
   for (int a = 0; a < t.rank; ++a) shape += (a ? "x" : "") + std::to_string(t.extent[a]);
-  return shape + " tokens on " + std::to_string(t.lanes) + " lanes (" + simd_target() + ")";
+  if (t.head_group > 1) shape += " tokens x " + std::to_string(t.head_group) + " heads";
+  else shape += " tokens";
+  return shape + " on " + std::to_string(t.lanes * t.head_group) + " lanes (" + simd_target() +
+         ")";
 }
 
 void forward_pass(const Problem& p, const ForwardArgs& args, int threads) {
   ForwardJob job;
   job.problem = &p;
   job.args = &args;
-  job.tiling = make_tiling(p, simd_lanes(), Looks::at_keys);
+  job.tiling = forward_tiling(p);
   job.query.prepare(args.query, p.rank(), threads);
-  job.key.prepare(args.key, p.rank(), threads);
-  job.value.prepare(args.value, p.rank(), threads);
+  const int g = job.tiling.head_group;
+  if (g > 1) {
+    // Kept per calling thread: one call at a time on each.
+    thread_local AlignedFloats keys, values;
+    job.key.prepare_grouped(args.key, p.rank(), g, threads, keys);
+    job.value.prepare_grouped(args.value, p.rank(), g, threads, values);
+  } else {
+    job.key.prepare(args.key, p.rank(), threads);
+    job.value.prepare(args.value, p.rank(), threads);
+  }
   job.extra_key.prepare(args.extra_key, 1, threads);
   job.extra_value.prepare(args.extra_value, 1, threads);
   job.scale2 = static_cast<float>(p.scale()) * kLog2e;
-  const int64_t items = p.batch * p.heads * job.tiling.count();
+  const int64_t items = p.batch * (p.heads / g) * job.tiling.count();
   parallel_for_chunks(items, threads, [&](int64_t begin, int64_t end) {
     HWY_DYNAMIC_DISPATCH(ForwardItems)(job, begin, end);
   });

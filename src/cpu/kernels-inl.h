@@ -30,9 +30,22 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
+// Element e of a row, for every lane: rows of one head (G = 1) broadcast
+// it; rows regrouped by heads (G > 1, Fp32Rows::prepare_grouped) hold
+// kHeadBlock floats per element, the heads of lanes l % kHeadBlock, and
+// repeat them across the vector.
+template <int G>
+HWY_INLINE VF RowElement(DF d, const float* row, size_t e) {
+  if constexpr (G == 1) {
+    return hn::Set(d, row[e]);
+  } else {
+    return hn::LoadDup128(d, row + e * kHeadBlock);
+  }
+}
+
 // out[r] = bias[r] + sum_e rows[r][e] * packed[e] for R rows (bias only
 // with kBias, else 0), and max = the running lane-wise maximum of them.
-template <int R, bool kBias>
+template <int G, int R, bool kBias>
 HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, size_t dim,
                         const float* bias, float* out, VF& max) {
   const size_t L = hn::Lanes(d);
@@ -42,7 +55,7 @@ HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, siz
   for (size_t e = 0; e < dim; ++e) {
     const VF lanes = hn::Load(d, packed + e * L);
     HWY_UNROLL(16)
-    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(hn::Set(d, rows[r][e]), lanes, acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(RowElement<G>(d, rows[r], e), lanes, acc[r]);
   }
   HWY_UNROLL(16)
   for (int r = 0; r < R; ++r) {
@@ -53,63 +66,70 @@ HWY_INLINE void DotRows(DF d, const float* const* rows, const float* packed, siz
 
 // DotRows over `count` rows: bias and out hold one vector per row. Returns
 // the lane-wise maximum.
-template <bool kBias>
+template <int G, bool kBias>
 HWY_INLINE VF DotAllRows(DF d, const float* const* rows, size_t count, const float* packed,
                          size_t dim, const float* bias, float* out) {
   const size_t L = hn::Lanes(d);
   VF max = hn::Set(d, kMasked);
   size_t r = 0;
   for (; r + 8 <= count; r += 8) {
-    DotRows<8, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+    DotRows<G, 8, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
   }
   for (; r + 4 <= count; r += 4) {
-    DotRows<4, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+    DotRows<G, 4, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
   }
-  for (; r < count; ++r) DotRows<1, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  for (; r < count; ++r) {
+    DotRows<G, 1, kBias>(d, rows + r, packed, dim, bias + r * L, out + r * L, max);
+  }
   return max;
 }
 
 // DotAllRows with the bias when there is one (nullptr: none).
+template <int G = 1>
 HWY_INLINE VF Scores(DF d, const float* const* rows, size_t count, const float* packed,
                      size_t dim, const float* bias, float* out) {
-  return bias != nullptr ? DotAllRows<true>(d, rows, count, packed, dim, bias, out)
-                         : DotAllRows<false>(d, rows, count, packed, dim, out, out);
+  return bias != nullptr ? DotAllRows<G, true>(d, rows, count, packed, dim, bias, out)
+                         : DotAllRows<G, false>(d, rows, count, packed, dim, out, out);
 }
 
 // acc[e] += sum_n rows[n][col + e] * weights[n] for E consecutive columns:
 // the packed accumulator acc holds one vector per column.
-template <int E>
+template <int G, int E>
 HWY_INLINE void AddRows(DF d, const float* const* rows, size_t count, const float* weights,
                         size_t col, float* acc) {
   const size_t L = hn::Lanes(d);
   VF sum[E];
   HWY_UNROLL(16)
   for (int e = 0; e < E; ++e) sum[e] = hn::Load(d, acc + e * L);
+  const size_t at = col * (G == 1 ? 1 : kHeadBlock);
   for (size_t n = 0; n < count; ++n) {
     const VF w = hn::Load(d, weights + n * L);
-    const float* row = rows[n] + col;
+    const float* row = rows[n] + at;  // then constant offsets: no index registers
     HWY_UNROLL(16)
-    for (int e = 0; e < E; ++e) sum[e] = hn::MulAdd(hn::Set(d, row[e]), w, sum[e]);
+    for (int e = 0; e < E; ++e) sum[e] = hn::MulAdd(RowElement<G>(d, row, e), w, sum[e]);
   }
   HWY_UNROLL(16)
   for (int e = 0; e < E; ++e) hn::Store(sum[e], d, acc + e * L);
 }
 
-// AddRows over all `dim` columns.
+// AddRows over all `dim` columns (16 columns at a time measured slower on
+// AVX-512 than 8).
+template <int G = 1>
 HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const float* weights,
                            size_t dim, float* acc) {
   const size_t L = hn::Lanes(d);
   size_t e = 0;
-  for (; e + 8 <= dim; e += 8) AddRows<8>(d, rows, count, weights, e, acc + e * L);
-  for (; e + 4 <= dim; e += 4) AddRows<4>(d, rows, count, weights, e, acc + e * L);
-  for (; e < dim; ++e) AddRows<1>(d, rows, count, weights, e, acc + e * L);
+  for (; e + 8 <= dim; e += 8) AddRows<G, 8>(d, rows, count, weights, e, acc + e * L);
+  for (; e + 4 <= dim; e += 4) AddRows<G, 4>(d, rows, count, weights, e, acc + e * L);
+  for (; e < dim; ++e) AddRows<G, 1>(d, rows, count, weights, e, acc + e * L);
 }
 
 // out[i][c + v * L] += sum_l weights[i][l] * lane_rows[l][c + v * L] for R
-// rows i and V vectors v: rows of the other side gain what every lane adds.
+// rows i and V vectors v, over lanes l = lane0, lane0 + step, ...: rows of
+// the other side gain what those lanes add.
 template <int R, int V>
 HWY_INLINE void AddLanesToRows(DF d, const float* weights, const float* lane_rows, size_t stride,
-                               size_t c, float* const* out) {
+                               size_t c, float* const* out, size_t lane0, size_t step) {
   const size_t L = hn::Lanes(d);
   VF acc[R][V];
   HWY_UNROLL(16)
@@ -117,7 +137,7 @@ HWY_INLINE void AddLanesToRows(DF d, const float* weights, const float* lane_row
     HWY_UNROLL(16)
     for (int v = 0; v < V; ++v) acc[r][v] = hn::LoadU(d, out[r] + c + v * L);
   }
-  for (size_t l = 0; l < L; ++l) {
+  for (size_t l = lane0; l < L; l += step) {
     VF lane[V];
     HWY_UNROLL(16)
     for (int v = 0; v < V; ++v) lane[v] = hn::Load(d, lane_rows + l * stride + c + v * L);
@@ -135,25 +155,37 @@ HWY_INLINE void AddLanesToRows(DF d, const float* weights, const float* lane_row
   }
 }
 
-// AddLanesToRows over n rows and rows of `stride` floats (whole vectors).
+// AddLanesToRows over n rows and rows of `stride` floats (whole vectors),
+// from lanes lane0, lane0 + step, ... (a tile's head group: step = heads
+// per tile, lane0 = the head of the rows).
 HWY_INLINE void AddLanesToAllRows(DF d, const float* weights, size_t n, const float* lane_rows,
-                                  size_t stride, float* const* out) {
+                                  size_t stride, float* const* out, size_t lane0 = 0,
+                                  size_t step = 1) {
   const size_t L = hn::Lanes(d);
   for (size_t c = 0; c < stride; c += 2 * L) {
     const bool two = c + 2 * L <= stride;
     size_t i = 0;
+#if HWY_TARGET <= HWY_AVX3
+    // 8 rows x 2 vectors fit the 32 registers: the accumulators' loads and
+    // stores weigh most where few lanes add to each row (step > 1).
+    if (two && step > 1) {
+      for (; i + 8 <= n; i += 8) {
+        AddLanesToRows<8, 2>(d, weights + i * L, lane_rows, stride, c, out + i, lane0, step);
+      }
+    }
+#endif
     for (; i + 4 <= n; i += 4) {
       if (two) {
-        AddLanesToRows<4, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+        AddLanesToRows<4, 2>(d, weights + i * L, lane_rows, stride, c, out + i, lane0, step);
       } else {
-        AddLanesToRows<4, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+        AddLanesToRows<4, 1>(d, weights + i * L, lane_rows, stride, c, out + i, lane0, step);
       }
     }
     for (; i < n; ++i) {
       if (two) {
-        AddLanesToRows<1, 2>(d, weights + i * L, lane_rows, stride, c, out + i);
+        AddLanesToRows<1, 2>(d, weights + i * L, lane_rows, stride, c, out + i, lane0, step);
       } else {
-        AddLanesToRows<1, 1>(d, weights + i * L, lane_rows, stride, c, out + i);
+        AddLanesToRows<1, 1>(d, weights + i * L, lane_rows, stride, c, out + i, lane0, step);
       }
     }
   }

@@ -5,6 +5,10 @@
 // tokens), and everything is a rank-1 update of those lanes by an element
 // of a row of the other side, broadcast (src/cpu/kernels-inl.h): S = K Q^T
 // with queries in lanes, then P V, with no horizontal reduction anywhere.
+// Small windows waste most lanes of such a box, so there a tile is a box
+// of a quarter of the tokens times 4 heads (best_tiling: 2x2 tokens x 4
+// heads reach 8x8 keys of a 7x7 window, not 10x10), and the broadcast side
+// is read from rows regrouped by heads (Fp32Rows::prepare_grouped).
 // A tile walks only the tokens its windows reach, in steps (boxes of
 // chunks, src/cpu/tile_walk.hpp, the simulator's per-axis tile maps), with
 // FlashAttention's online softmax; a step that is not clean adds a mask
@@ -34,7 +38,11 @@ namespace gna::cpu {
 int simd_lanes();
 const char* simd_target();
 
-// The forward's query tiles for `p`, for reports: "4x4 tokens on 16 lanes (AVX3)".
+// The forward's query tiles for `p` (with their head group).
+Tiling forward_tiling(const Problem& p);
+
+// The forward's query tiles for `p`, for reports: "4x4 tokens on 16 lanes (AVX3)",
+// "2x2 tokens x 4 heads on 16 lanes (AVX3)".
 std::string describe_tiles(const Problem& p);
 
 // Scores are kept in log2 units: scale * log2(e) folded into the packed side.
@@ -68,6 +76,12 @@ struct BackwardJob {
   Tiling query_tiling;  // query tiles looking at keys
   Tiling key_tiling;    // key tiles looking at the queries that see them
   Fp32Rows query, key, value, output, grad_output, extra_key, extra_value;
+  // Key tiles of a head group (key_tiling.head_group > 1): the queries and
+  // output gradients regrouped by heads (Fp32Rows::prepare_grouped), and
+  // delta and lse2 in the same blocks: kHeadBlock floats per (batch,
+  // token, group of heads), see grouped_row.
+  Fp32Rows grouped_query, grouped_grad_output;
+  std::vector<float> grouped_delta, grouped_lse2;
   int64_t token_stride[kMaxSpatialRank] = {1, 1, 1};  // row-major token index
   std::vector<float> delta, lse2;
   float scale2 = 1.0f;
@@ -88,6 +102,9 @@ struct BackwardJob {
   int64_t query_row(int64_t b, int64_t token, int64_t h) const {
     return (b * tokens + token) * problem->heads + h;
   }
+  // Where grouped_delta and grouped_lse2 hold the block of the heads of
+  // `row` (a query_row of the group's first head).
+  int64_t grouped_row(int64_t row) const { return row / key_tiling.head_group * kHeadBlock; }
 };
 
 void forward_pass(const Problem& p, const ForwardArgs& args, int threads);
@@ -110,7 +127,7 @@ void query_pass(const BackwardJob& job, int threads);
 // when block_per_head), or one per tile and kv head when not fused.
 inline int64_t key_items_per_batch(const BackwardJob& job,
                                    const std::vector<std::vector<int64_t>>* blocks) {
-  const int64_t heads = job.problem->kv_heads;
+  const int64_t heads = job.problem->kv_heads / job.key_tiling.head_group;
   if (blocks == nullptr) return job.key_tiling.count() * heads;
   return static_cast<int64_t>(blocks->size()) * (job.block_per_head ? heads : 1);
 }

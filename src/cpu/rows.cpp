@@ -1,10 +1,15 @@
 #include "cpu/rows.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/half.hpp"
 #include "cpu/thread_pool.hpp"
+#include "cpu/tile_walk.hpp"
 
 namespace gna::cpu {
 namespace {
+
 
 float load_float(const TensorView& t, int64_t offset) {
   switch (t.dtype) {
@@ -50,6 +55,63 @@ void Fp32Rows::prepare(const TensorView& t, int rank, int threads) {
     }
   });
   base_ = copy_.data();
+}
+
+void Fp32Rows::prepare_grouped(const TensorView& t, int rank, int group, int threads,
+                               AlignedFloats& storage) {
+  base_ = nullptr;
+  rank_ = rank;
+  if (!t.defined()) return;
+  const int dims = rank + 3;
+  const int64_t heads = t.shape[dims - 2], dim = t.shape[dims - 1];
+  // Strides of a row-major [B, X.., H / group, D, kHeadBlock].
+  stride_[dims - 1] = kHeadBlock;
+  stride_[dims - 2] = dim * kHeadBlock;
+  int64_t step = (heads / group) * stride_[dims - 2];
+  for (int i = dims - 3; i >= 0; --i) {
+    stride_[i] = step;
+    step *= t.shape[i];
+  }
+  // Every float of the copy is written below: no zeroing first.
+  float* const copy = storage.reserve(static_cast<size_t>(std::max<int64_t>(step, 1)));
+  const int64_t token_floats = stride_[dims - 3];
+  const int64_t tokens = token_floats == 0 ? 0 : step / token_floats;
+  const bool f32 = t.dtype == DType::f32 && t.stride[dims - 1] == 1;
+  parallel_for_chunks(tokens, threads, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(f32 ? 0 : heads * dim));
+    // Token r of the copy is (b, x..) in row-major order: the coordinates
+    // of the first token, then an odometer.
+    int64_t x[kMaxTensorDims] = {};
+    int64_t rest = begin;
+    for (int i = dims - 3; i >= 0; --i) {
+      x[i] = rest % t.shape[i];
+      rest /= t.shape[i];
+    }
+    for (int64_t r = begin; r < end; ++r) {
+      int64_t source = 0;
+      for (int i = 0; i <= dims - 3; ++i) source += x[i] * t.stride[i];
+      for (int i = dims - 3; i >= 0 && ++x[i] == t.shape[i]; --i) x[i] = 0;
+      float* out = copy + r * token_floats;
+      if (!f32) {  // the token's heads as fp32 rows first
+        for (int64_t h = 0; h < heads; ++h) {
+          const int64_t from = source + h * t.stride[dims - 2];
+          for (int64_t e = 0; e < dim; ++e) {
+            row[static_cast<size_t>(h * dim + e)] = load_float(t, from + e * t.stride[dims - 1]);
+          }
+        }
+      }
+      for (int64_t block = 0; block < heads / group; ++block) {
+        const float* in[kHeadBlock];
+        for (int k = 0; k < kHeadBlock; ++k) {
+          const int64_t h = block * group + k % group;
+          in[k] = f32 ? static_cast<const float*>(t.data) + source + h * t.stride[dims - 2]
+                      : row.data() + h * dim;
+        }
+        interleave_rows(in, dim, out + block * stride_[dims - 2]);
+      }
+    }
+  });
+  base_ = copy;
 }
 
 void store_row(const TensorView& t, int64_t row, const float* src, int64_t step, int64_t n,

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/scratch.hpp"
+
 #include "gna/tensor.hpp"
 
 namespace gna::cpu {
@@ -19,6 +21,14 @@ class Fp32Rows {
   // Uses `t` itself when it is fp32 with unit element stride, else converts
   // it (on `threads` threads). An undefined tensor gives undefined rows.
   void prepare(const TensorView& t, int rank, int threads);
+  // A copy regrouped by heads for tiles of `group` heads (1, 2 or 4,
+  // tile_walk.hpp): "head" h of the rows is the group of heads
+  // [h * group, (h + 1) * group), and element e of its row is kHeadBlock
+  // floats from e * kHeadBlock on, the group's heads repeated to fill them.
+  // `storage` holds the copy (kept by the caller across calls: memory
+  // that stays mapped, not first-touched anew every call).
+  void prepare_grouped(const TensorView& t, int rank, int group, int threads,
+                       AlignedFloats& storage);
 
   bool defined() const { return base_ != nullptr; }
   // The row of batch b, spatial coordinates x, head h.
@@ -44,6 +54,10 @@ class Fp32Rows {
   int64_t stride_[kMaxTensorDims] = {};
   std::vector<float> copy_;
 };
+
+// out[e * kHeadBlock + k] = in[k][e] for e < dim and k < kHeadBlock: one
+// element of kHeadBlock rows after another (SIMD, src/cpu/forward.cpp).
+void interleave_rows(const float* const* in, int64_t dim, float* out);
 
 // Writes n values src[0], src[step], ..., each times `scale`, into the row
 // that starts at element offset `row` of `t`, rounded to t's dtype.

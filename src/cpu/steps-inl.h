@@ -25,13 +25,16 @@ HWY_BEFORE_NAMESPACE();
 namespace gna::cpu {
 namespace HWY_NAMESPACE {
 
-// rows[l] = the row of lane l of the walk's tile in `source` (batch b, head h).
+// rows[l] = the row of lane l of the walk's tile in `source` (batch b, head
+// h + l % head group: h is the first head of the tile's group).
 HWY_INLINE void LaneRows(const TileWalk& w, const Fp32Rows& source, int64_t b, int64_t h,
                          const float** rows) {
   int64_t offset[kMaxLanes];
   w.lane_offsets(source.spatial_strides(), offset);
   const float* origin = source.origin(b, h);
-  for (int l = 0; l < w.lanes(); ++l) rows[l] = origin + offset[l];
+  const int64_t head_stride = source.stride(w.rank() + 1);
+  const int g = w.head_group();
+  for (int l = 0; l < w.lanes(); ++l) rows[l] = origin + offset[l] + (l % g) * head_stride;
 }
 
 // Asks for the lanes' rows `ahead` floats further on (the next head's)
@@ -248,14 +251,16 @@ HWY_INLINE void WriteRows(DF d, const float* packed, size_t dim, const float* ro
   }
 }
 
-// WriteRows into row (b, lane l's token, h) of `t` for the walk's tile.
+// WriteRows into row (b, lane l's token, h + l % head group) of `t` for
+// the walk's tile.
 HWY_INLINE void WriteLanes(DF d, const TileWalk& w, const float* packed, size_t dim,
                            const float* row_scale, const TensorView& t, int64_t b, int64_t h,
                            float* staged, float* spare) {
   int64_t offset[kMaxLanes];
   w.lane_offsets(t.stride + 1, offset);
   const int64_t origin = b * t.stride[0] + h * t.stride[w.rank() + 1];
-  for (int l = 0; l < w.lanes(); ++l) offset[l] += origin;
+  const int g = w.head_group();
+  for (int l = 0; l < w.lanes(); ++l) offset[l] += origin + (l % g) * t.stride[w.rank() + 1];
   WriteRows(d, packed, dim, row_scale, t, offset, w.valid_lanes(), staged, spare);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "core/axes.hpp"
 
@@ -85,10 +86,53 @@ void shapes(int rank, int lanes, const int64_t* longest, int a, int64_t* extent,
 
 }  // namespace
 
-Tiling make_tiling(const Problem& p, int lanes, Looks looks) {
+namespace {
+
+// Per (batch, head): reached tokens plus the per-tile packing cost of the
+// tiling, and the work of regrouping rows by heads (one pass over them).
+double tiling_cost(const Tiling& t, int vector_lanes) {
+  double reached = 1.0, tiles = 1.0;
+  for (int a = 0; a < t.rank; ++a) {
+    double r = 0.0;
+    for (const AxisSpan& s : t.spans[a]) {
+      r += static_cast<double>(std::max<int64_t>(0, union_of(t.reach[static_cast<size_t>(a)], s).size()));
+    }
+    reached *= r;
+    tiles *= static_cast<double>(t.spans[a].size());
+  }
+  const double per_tile = 0.5 * vector_lanes + 4.0;
+  double cost = (reached + per_tile * tiles) / t.head_group;
+  if (t.head_group > 1) {
+    double tokens = 1.0;
+    for (int a = 0; a < t.rank; ++a) tokens *= static_cast<double>(t.reach[static_cast<size_t>(a)].axis.length);
+    cost += tokens;
+  }
+  return cost;
+}
+
+}  // namespace
+
+Tiling best_tiling(const Problem& p, int lanes, Looks looks) {
+  Tiling best = make_tiling(p, lanes, looks, 1);
+  if (lanes < kHeadBlock || lanes % kHeadBlock != 0) return best;
+  if (p.heads != p.kv_heads || p.extra_kv > 0) return best;
+  const double single = tiling_cost(best, lanes);
+  // Groups of 2 (2x4 tokens on 16 lanes) hardly ever pay for regrouping
+  // the rows (measured at about a token's work per token and head): 4 only.
+  if (p.heads % kHeadBlock != 0) return best;
+  Tiling grouped = make_tiling(p, lanes, looks, kHeadBlock);
+  // Regrouped rows are read through 128-bit broadcasts and the tiles are
+  // smaller: only a clear saving pays for that.
+  if (tiling_cost(grouped, lanes) < 0.9 * single) return grouped;
+  return best;
+}
+
+Tiling make_tiling(const Problem& p, int vector_lanes, Looks looks, int head_group) {
   Tiling t;
+  const int lanes = vector_lanes / head_group;
   t.rank = p.rank();
   t.lanes = lanes;
+  t.head_group = head_group;
   t.looks = looks;
   int64_t longest[kMaxSpatialRank] = {1, 1, 1};
   for (int a = 0; a < t.rank; ++a) {
@@ -102,7 +146,7 @@ Tiling make_tiling(const Problem& p, int lanes, Looks looks) {
 
   // Packing a tile's lanes and writing them back costs about what reaching
   // lanes / 2 more tokens does (scalar element moves against vector FMAs).
-  const double per_tile = 0.5 * lanes + 4.0;
+  const double per_tile = 0.5 * vector_lanes + 4.0;
   double best = std::numeric_limits<double>::infinity();
   std::vector<int64_t> chosen(static_cast<size_t>(t.rank), 1);
   for (const std::vector<int64_t>& e : candidates) {
@@ -144,15 +188,26 @@ void cut(window::Range u, int64_t cap, std::vector<Chunk>& out) {
 void TileWalk::start(const Tiling& tiling, int64_t tile, int64_t step_tokens) {
   tiling_ = &tiling;
   rank_ = tiling.rank;
-  lanes_ = tiling.lanes;
+  head_group_ = tiling.head_group;
+  lanes_ = tiling.lanes * head_group_;
   looks_ = tiling.looks;
   tiling.spans_of(tile, span_);
   for (int a = 0; a < rank_; ++a) dilation_[a] = tiling.reach[static_cast<size_t>(a)].axis.dilation;
 
   for (int l = 0; l < lanes_; ++l) {
+    if (l % head_group_ != 0) {  // the heads of a token share its lane data
+      const int first = l - l % head_group_;
+      for (int a = 0; a < rank_; ++a) {
+        coord_[a][l] = coord_[a][first];
+        reach_lo_[a][l] = reach_lo_[a][first];
+        reach_hi_[a][l] = reach_hi_[a][first];
+      }
+      valid_[l] = valid_[first];
+      continue;
+    }
     // Row-major offsets inside the tile; lanes past the tile's token count
     // (extents whose product is below `lanes`) run past the last axis.
-    int64_t rest = l;
+    int64_t rest = l / head_group_;
     bool valid = true;
     for (int a = rank_ - 1; a >= 0; --a) {
       const int64_t e = tiling.extent[a];

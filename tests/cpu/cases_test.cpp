@@ -102,6 +102,33 @@ TEST(CpuCases, ManyQueryHeadsPerKvHead) {
   }
 }
 
+// Small windows put 4 heads in one vector (tile_walk.hpp: head groups,
+// rows regrouped by heads): forward and key tiles, with causal axes, tiles
+// past the end of an axis, two groups of heads, head dims that are not
+// whole blocks of 4, Dv != D, strided layouts and every dtype.
+TEST(CpuCases, HeadGroupsInOneVector) {
+  if (cpu::simd_lanes() % cpu::kHeadBlock != 0) GTEST_SKIP() << "no head groups on this target";
+  std::vector<Problem> cases;
+  auto add = [&](Problem p, int heads, int64_t d, int64_t dv) {
+    p.heads = p.kv_heads = heads;
+    p.head_dim = d;
+    p.head_dim_v = dv;
+    p.batch = 2;
+    cases.push_back(p);
+  };
+  add(problem({20, 22}, {axis(7), axis(7)}), 4, 32, 32);
+  add(problem({19, 23}, {axis(7), axis(5, 1, 1, true)}), 4, 18, 13);
+  add(problem({6, 14, 13}, {axis(3), axis(7), axis(5, 2)}), 8, 8, 9);
+  for (const Problem& p : cases) {
+    SCOPED_TRACE(p.describe());
+    ASSERT_EQ(cpu::forward_tiling(p).head_group, 4) << "forward";
+    ASSERT_EQ(cpu::best_tiling(p, cpu::simd_lanes(), cpu::Looks::at_queries).head_group, 4)
+        << "key tiles";
+    expect_all_passes(p);
+    expect_all_passes(p, {DType::f32}, Layout::padded);
+  }
+}
+
 TEST(CpuCases, AdditionalKvAcrossStepsAndTiles) {
   for (int64_t extra : {1, 17, 130, 300}) {
     Problem p = problem({6, 7}, {axis(3), axis(5, 1, 1, true)});

@@ -22,10 +22,13 @@ int64_t token_of(const Problem& p, const int64_t* x) {
   return t;
 }
 
-void expect_geometry_matches_mask(const Problem& p, int lanes, Looks looks, int64_t step_tokens) {
+// lanes: vector lanes, `group` heads of a token each (every token is then
+// the valid lane of `group` lanes).
+void expect_geometry_matches_mask(const Problem& p, int lanes, Looks looks, int64_t step_tokens,
+                                  int group = 1) {
   const std::vector<bool> mask = harness::oracle_mask(p);
   const int64_t T = p.tokens();
-  const cpu::Tiling tiling = cpu::make_tiling(p, lanes, looks);
+  const cpu::Tiling tiling = cpu::make_tiling(p, lanes, looks, group);
   std::vector<int> owners(static_cast<size_t>(T), 0);
   cpu::TileWalk w;
   for (int64_t tile = 0; tile < tiling.count(); ++tile) {
@@ -68,7 +71,9 @@ void expect_geometry_matches_mask(const Problem& p, int lanes, Looks looks, int6
           << (looks == Looks::at_keys ? " (keys of a query)" : " (queries of a key)");
     }
   }
-  for (int64_t t = 0; t < T; ++t) ASSERT_EQ(owners[static_cast<size_t>(t)], 1) << "token " << t;
+  for (int64_t t = 0; t < T; ++t) {
+    ASSERT_EQ(owners[static_cast<size_t>(t)], group) << "token " << t;
+  }
 }
 
 TEST(CpuTiling, StepsReachExactlyTheMask) {
@@ -81,6 +86,10 @@ TEST(CpuTiling, StepsReachExactlyTheMask) {
       for (Looks looks : {Looks::at_keys, Looks::at_queries}) {
         expect_geometry_matches_mask(p, lanes, looks, i % 2 ? 5 : 128);
         if (HasFailure()) return;
+        for (int group : {2, 4}) {  // heads in one vector: lanes of one token share its data
+          if (lanes % group == 0) expect_geometry_matches_mask(p, lanes, looks, 128, group);
+          if (HasFailure()) return;
+        }
       }
     }
   }
@@ -93,6 +102,24 @@ TEST(CpuTiling, ChoosesCompactTiles) {
   EXPECT_EQ(t.extent[1], 4);
   const cpu::Tiling line = cpu::make_tiling(problem({4096}, {axis(512)}), 16, Looks::at_keys);
   EXPECT_EQ(line.extent[0], 16);
+}
+
+// With 4 heads, 2x2 tokens x 4 heads reach 8x8 keys of a 7x7 window (77%
+// of the lanes' work useful, against 49% for 4x4 tokens); a wide 1-D
+// window gains too little from groups to pay for regrouping the rows.
+TEST(CpuTiling, GroupsHeadsWhereWindowsAreSmall) {
+  Problem p = problem({56, 56}, {axis(7), axis(7)});
+  p.heads = p.kv_heads = 4;
+  const cpu::Tiling t = cpu::best_tiling(p, 16, Looks::at_keys);
+  EXPECT_EQ(t.head_group, 4);
+  EXPECT_EQ(t.extent[0], 2);
+  EXPECT_EQ(t.extent[1], 2);
+  Problem gqa = p;
+  gqa.kv_heads = 2;  // groups need a kv head per query head
+  EXPECT_EQ(cpu::best_tiling(gqa, 16, Looks::at_keys).head_group, 1);
+  Problem line = problem({4096}, {axis(512)});
+  line.heads = line.kv_heads = 4;
+  EXPECT_EQ(cpu::best_tiling(line, 16, Looks::at_keys).head_group, 1);
 }
 
 }  // namespace
