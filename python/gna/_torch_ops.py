@@ -32,8 +32,7 @@ def _stream(index: int) -> int:
 
 def _runtime(t: Tensor):
     """Device context and stream handle for a call of the C++ core on t's
-    device (the dense ops' form; the neighborhood ops switch the device in
-    _run_forward / _run_backward themselves)."""
+    device: no device switch when t's device is current."""
     if not t.is_cuda:
         return contextlib.nullcontext(), 0
     index = t.get_device()
@@ -124,15 +123,6 @@ _float32 = torch.float32
 def _run_forward(query, key, value, additional_keys, additional_values, plan, with_lse=True):
     """The forward's body: (output, lse) of the C++ core's forward; lse None
     when with_lse is False (the core then skips it)."""
-    if query.is_cuda:
-        index = query.get_device()
-        if index != _current_device():  # run with query's device current
-            with torch.cuda.device(index):
-                return _run_forward(query, key, value, additional_keys, additional_values,
-                                    plan, with_lse)
-        stream = _stream(index)
-    else:
-        stream = 0
     head_dim_v = value.shape[-1]
     same_dims = head_dim_v == query.shape[-1]
     # The output has query's shape but for its last dimension (head_dim_v).
@@ -152,10 +142,12 @@ def _run_forward(query, key, value, additional_keys, additional_values, plan, wi
         _C.check_forward(_export(query), _export(key), _export(value), _export(additional_keys),
                          _export(additional_values), plan.window, plan.backend)
         raise
-    _C.forward(_export(query), _export(key), _export(value), _to_dlpack(output),
-               None if lse is None else _to_dlpack(lse), _export(additional_keys),
-               _export(additional_values), plan.window, plan.backend, stream, plan.q_tile,
-               plan.kv_tile)
+    device, stream = _runtime(query)
+    with device:
+        _C.forward(_export(query), _export(key), _export(value), _to_dlpack(output),
+                   None if lse is None else _to_dlpack(lse), _export(additional_keys),
+                   _export(additional_values), plan.window, plan.backend, stream, plan.q_tile,
+                   plan.kv_tile)
     return output, lse
 
 
@@ -164,15 +156,6 @@ def _run_backward(grad_output, grad_lse, query, key, value, output, lse, additio
     """The backward's body: the gradients of query, key, value and the
     additional KV (None without it); grad_lse may be None (no gradient
     flows into the LSE)."""
-    if query.is_cuda:
-        index = query.get_device()
-        if index != _current_device():  # run with query's device current
-            with torch.cuda.device(index):
-                return _run_backward(grad_output, grad_lse, query, key, value, output, lse,
-                                     additional_keys, additional_values, plan, deterministic)
-        stream = _stream(index)
-    else:
-        stream = 0
     # Dense, in the inputs' shapes, as Tensor.new_empty(t.shape) would give.
     grad_query = _empty_like(query, memory_format=_contiguous)
     grad_key = _empty_like(key, memory_format=_contiguous)
@@ -182,14 +165,16 @@ def _run_backward(grad_output, grad_lse, query, key, value, output, lse, additio
     else:
         grad_xk = _empty_like(additional_keys, memory_format=_contiguous)
         grad_xv = _empty_like(additional_values, memory_format=_contiguous)
-    # output and lse as passed: the op gna::na_backward takes them from its caller.
-    _C.backward(_export(query), _export(key), _export(value), _export(output),
-                _export(lse), _export(grad_output), _export(grad_lse),
-                _export(additional_keys), _export(additional_values),
-                _to_dlpack(grad_query), _to_dlpack(grad_key), _to_dlpack(grad_value),
-                None if grad_xk is None else _to_dlpack(grad_xk),
-                None if grad_xv is None else _to_dlpack(grad_xv), plan.window, plan.backend,
-                stream, deterministic, plan.backward_q_tile, plan.backward_kv_tile)
+    device, stream = _runtime(query)
+    with device:
+        # output and lse as passed: the op gna::na_backward takes them from its caller.
+        _C.backward(_export(query), _export(key), _export(value), _export(output),
+                    _export(lse), _export(grad_output), _export(grad_lse),
+                    _export(additional_keys), _export(additional_values),
+                    _to_dlpack(grad_query), _to_dlpack(grad_key), _to_dlpack(grad_value),
+                    None if grad_xk is None else _to_dlpack(grad_xk),
+                    None if grad_xv is None else _to_dlpack(grad_xv), plan.window, plan.backend,
+                    stream, deterministic, plan.backward_q_tile, plan.backward_kv_tile)
     return grad_query, grad_key, grad_value, grad_xk, grad_xv
 
 
@@ -305,7 +290,7 @@ def backward_eager(grad_output, grad_lse, query, key, value, output, lse, additi
     plan = Plan((kernel_size, stride, dilation, is_causal, scale), backend,
                 deterministic, backward_q_tile=q_tile, backward_kv_tile=kv_tile)
     return _run_backward(grad_output, grad_lse, query, key, value, output, lse, additional_keys,
-                     additional_values, plan, deterministic)
+                         additional_values, plan, deterministic)
 
 
 @torch.library.custom_op("gna::na_backward", mutates_args=())
@@ -389,7 +374,7 @@ def _eager_gradients(ctx, grad_output, grad_lse):
     plan = ctx.plan
     deterministic = plan.deterministic or torch.are_deterministic_algorithms_enabled()
     return _run_backward(grad_output, grad_lse, query, key, value, out, lse, additional_keys,
-                     additional_values, plan, deterministic) + (None,)
+                         additional_values, plan, deterministic) + (None,)
 
 
 class _EagerAutograd(torch.autograd.Function):
@@ -417,6 +402,7 @@ class _EagerAutograd(torch.autograd.Function):
 
 
 _once_differentiable_gradients = torch.autograd.function.once_differentiable(_eager_gradients)
+
 
 def _function_apply_of(function):
     """Function.apply's C++ part for `function`: Function.apply adds, in

@@ -247,9 +247,10 @@ def attention(query, key, value, is_causal=False, scale=None, seqlens_Q=None, se
     "cuda-generic") the offsets are read on the GPU, with no host sync; bad
     ones give NaN outputs and are reported by gna.check_varlen_errors().
     Backend names: gna's or NATTEN's *-fmha ones; q_tile_size/kv_tile_size
-    (backward_*: the backward's) force the sm90 kernels' tiles; the other knobs are checked and unused. Returns
-    the output [batch, Lq, heads, head_dim_v], and the float32 LSE [batch,
-    Lq, heads] with return_lse=True.
+    (backward_*: the backward's) force the sm90 kernels' tiles; the other
+    knobs are checked and unused. Returns the output [batch, Lq, heads,
+    head_dim_v], and the float32 LSE [batch, Lq, heads] with
+    return_lse=True.
     """
     framework = _check_dense_tensors(query, key, value)
     offsets = varlen_offsets(query, key, seqlens_Q, seqlens_KV, cumulative_seqlen_Q,

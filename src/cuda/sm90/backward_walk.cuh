@@ -76,9 +76,10 @@ __device__ __forceinline__ KvCta kv_cta(const BackwardParams& p, int32_t x) {
   c.steps = p.group * c.per_head;
   // CTAs that share their query tiles (every KV tile of a stride block, in
   // the strided cases) would otherwise walk them in lockstep and reduce-add
-  // into the same dQ tile at the same moment. Rotated walks spread them;
-  // a multiplier prime to small step counts makes neighbouring tiles start
-  // far apart. Deterministic mode walks in order (it adds in a fixed order).
+  // into the same dQ tile at the same moment. Rotated walks spread them:
+  // a large odd multiplier makes neighbouring tiles start far apart (evenly
+  // for power-of-two step counts, where it is a permutation of the starts).
+  // Deterministic mode walks in order (it adds in a fixed order).
   c.rotation = p.deterministic || c.steps == 0 ? 0 : static_cast<int32_t>((x * 40503ll) % c.steps);
   return c;
 }
