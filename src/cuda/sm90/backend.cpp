@@ -45,11 +45,7 @@ class Sm90Backend final : public detail::Backend {
       const std::string reason = backward_problem_error(p);
       if (!reason.empty()) return reason;
       // Scratch memory comes from a stream-ordered pool.
-      int pools = 0;
-      if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device.index) !=
-              cudaSuccess ||
-          pools == 0) {
-        cudaGetLastError();
+      if (!has_memory_pools(device.index)) {
         return concat(device_name(device), " has no stream-ordered allocator, which the sm90 "
                                            "backward needs for scratch memory");
       }

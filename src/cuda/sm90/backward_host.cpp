@@ -4,9 +4,13 @@
 // on the caller's stream.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "core/check.hpp"
+#include "core/tile_walk.hpp"
 #include "cuda/sm90/backward_launch.hpp"
 #include "cuda/sm90/host.hpp"
 #include "cuda/sm90/scratch.hpp"
@@ -23,11 +27,48 @@ struct Plan {
   TileConfig tiles;
   int64_t extra_splits = 1;
   int64_t steps_per_split = 0;
+  LaunchOrder order;
 };
+
+// Per axis, the KV tile cells by decreasing walk length along the axis: how
+// many query tiles see the cell (backward_params.hpp, LaunchOrder). Only for
+// launches of a few waves: on many, the tail is a small part of the time,
+// and the natural order keeps neighbouring KV tiles, which share query
+// tiles in L2, running together (2-3% on the 2-D cases).
+constexpr int64_t kOrderedWaves = 8;
+LaunchOrder longest_walks_first(const Problem& p, const TileConfig& tiles) {
+  LaunchOrder order;
+  int64_t ctas = p.batch * p.kv_heads;
+  for (int a = 0; a < p.rank(); ++a) ctas *= tile_grid(p, tiles.kv_tile[a], a).tiles;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return order;
+  if (ctas > kOrderedWaves * multiprocessors(device)) return order;
+  for (int a = 0; a < p.rank(); ++a) {
+    const AxisGeometry g = axis_geometry(p, tiles, a);
+    const TileGrid grid = tile_grid(p, tiles.kv_tile[a], a);
+    if (grid.tiles > LaunchOrder::capacity(a)) continue;
+    const window::Axis ax = window_axis(g);
+    std::vector<int64_t> walk(grid.tiles);
+    for (int32_t u = 0; u < grid.tiles; ++u) {
+      int32_t group = 0, tile = 0;
+      grid_cell(grid, u, group, tile);
+      walk[u] = window::query_tiles_seeing(ax, int64_t{tile} << g.kv_log2, int64_t{1} << g.kv_log2,
+                                           int64_t{1} << g.q_log2, window::group_length(ax, group))
+                    .count();
+    }
+    std::vector<int16_t> cells(grid.tiles);
+    std::iota(cells.begin(), cells.end(), int16_t{0});
+    std::stable_sort(cells.begin(), cells.end(),
+                     [&](int16_t x, int16_t y) { return walk[x] > walk[y]; });
+    std::copy(cells.begin(), cells.end(), order.cells(a));
+    order.ordered_axes |= 1 << a;
+  }
+  return order;
+}
 
 Plan plan_for(const Problem& p, const TileConfig& tiles) {
   const sim::BackwardSimResult r = sim::simulate_backward(p, tiles);
-  return Plan{tiles, r.extra_splits, r.steps_per_split};
+  return Plan{tiles, r.extra_splits, r.steps_per_split, longest_walks_first(p, tiles)};
 }
 
 // (batch, x0, x1, x2, head, element) strides of a heads-last tensor with
@@ -126,6 +167,7 @@ void run_backward(const Problem& p, const BackwardArgs& args, const Options& opt
   params.scale = static_cast<float>(p.scale());
   params.scale_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
   params.deterministic = options.deterministic ? 1 : 0;
+  params.order_of_cells = plan.order;
   params.dk = args.grad_key.data;
   params.dv = args.grad_value.data;
   output_strides(args.grad_key, r, params.dk_stride);

@@ -20,9 +20,32 @@
 
 namespace gna::sm90 {
 
+// Launch order of the neighborhood CTAs outside deterministic mode: per
+// axis, the KV tile cells by decreasing number of query tiles that see them
+// along that axis, so that the longest walks start first and the short ones
+// fill the tail. Walks near a border are up to ~1.5x longer than inside
+// (windows clamped at the border all reach the keys just inside it); on a
+// problem of few waves (a long sequence with one head) a long walk left for
+// the last wave would set the kernel's time. An axis with more cells than
+// its capacity keeps its natural order (the capacities keep the kernel's
+// parameters under 4 KB).
+struct LaunchOrder {
+  static constexpr int kOuterCells = 1024, kInnerCells = 128;
+  int32_t ordered_axes = 0;  // bit a: axis a has an order
+  int16_t outer[kOuterCells] = {};     // axis 0: launch position -> tile cell
+  int16_t inner[2][kInnerCells] = {};  // axes 1 and 2
+
+  static GNA_HD int capacity(int a) { return a == 0 ? kOuterCells : kInnerCells; }
+  GNA_HD int16_t* cells(int a) { return a == 0 ? outer : inner[a - 1]; }
+  GNA_HD int32_t cell(int a, int32_t position) const {
+    return a == 0 ? outer[position] : inner[a - 1][position];
+  }
+};
+
 struct BackwardParams {
   AxisGeometry axis[3];  // window; q_log2 / tiles: backward query tiles; kv_log2: KV tiles
   TileGrid kv_grid[3];   // KV tiles of each axis
+  LaunchOrder order_of_cells;  // outside deterministic mode
   int32_t kv_tiles = 1;  // neighborhood CTAs per (batch, kv head)
   int32_t q_tiles = 1;   // query tiles per (batch, head)
   int32_t heads = 1;

@@ -4,10 +4,11 @@
 //
 // Neighborhood CTAs own one KV tile of one dilation group and walk, for each
 // query head of their kv head's group, the box of query tiles that see it
-// (core/tile_walk.hpp). They are launched last tile first: in deterministic
-// mode a query tile's dQ pieces are added in decreasing KV tile order, which
-// is then also launch order (no CTA waits on one that is not yet running) and
-// roughly the order in which concurrent CTAs reach the query tile.
+// (core/tile_walk.hpp). In deterministic mode they are launched last tile
+// first: a query tile's dQ pieces are added in decreasing KV tile order,
+// which is then also launch order (no CTA waits on one that is not yet
+// running) and roughly the order in which concurrent CTAs reach the query
+// tile. Otherwise the longest walks go first (LaunchOrder).
 // Additional-KV CTAs own 128 additional keys and one split of the flat run of
 // (query head, query tile) steps; they come after, in launch order and in
 // the dQ order.
@@ -53,14 +54,17 @@ __device__ __forceinline__ KvCta kv_cta(const BackwardParams& p, int32_t x) {
     c.extra_full = (c.extra_tile + 1) * kBackwardKvTileTokens <= p.extra_kv;
     return c;
   }
-  int32_t rest = p.kv_tiles - 1 - x;  // last tile first
+  int32_t rest = p.deterministic ? p.kv_tiles - 1 - x : x;
   c.per_head = 1;
 #pragma unroll
   for (int a = 2; a >= 0; --a) {
     const AxisGeometry& g = p.axis[a];
     const TileGrid& grid = p.kv_grid[a];
-    const int32_t u = rest % grid.tiles;
+    int32_t u = rest % grid.tiles;
     rest /= grid.tiles;
+    if (!p.deterministic && (p.order_of_cells.ordered_axes >> a & 1)) {
+      u = p.order_of_cells.cell(a, u);
+    }
     grid_cell(grid, u, c.group[a], c.tile[a]);
     const window::Axis ax = window_axis(g);
     c.length[a] = static_cast<int32_t>(window::group_length(ax, c.group[a]));

@@ -3,7 +3,9 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "core/check.hpp"
 #include "cuda/sm90/tensor_maps.hpp"
@@ -12,21 +14,37 @@ namespace gna::sm90 {
 
 using detail::concat;
 
-int compute_capability(int device) {
+namespace {
+
+// An attribute of a device, read once (0 when the query fails; a failed
+// query is asked again next time).
+int device_attribute(int device, cudaDeviceAttr attribute) {
   static std::mutex mutex;
-  static int cached[64] = {};
+  static std::map<std::pair<int, int>, int> cached;
   std::lock_guard<std::mutex> lock(mutex);
-  if (device < 0 || device >= 64) return 0;
-  if (cached[device] == 0) {
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
-      cudaGetLastError();
-      return 0;
-    }
-    cached[device] = major * 10 + minor;
+  const std::pair<int, int> key{device, static_cast<int>(attribute)};
+  const auto it = cached.find(key);
+  if (it != cached.end()) return it->second;
+  int value = 0;
+  if (cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
   }
-  return cached[device];
+  cached.emplace(key, value);
+  return value;
+}
+
+}  // namespace
+
+int compute_capability(int device) {
+  return device_attribute(device, cudaDevAttrComputeCapabilityMajor) * 10 +
+         device_attribute(device, cudaDevAttrComputeCapabilityMinor);
+}
+
+int multiprocessors(int device) { return device_attribute(device, cudaDevAttrMultiProcessorCount); }
+
+bool has_memory_pools(int device) {
+  return device_attribute(device, cudaDevAttrMemoryPoolsSupported) != 0;
 }
 
 std::string tma_operand_error(const char* name, const TensorView& t) {

@@ -24,6 +24,12 @@ namespace gna::sm90 {
 // Compute capability as major * 10 + minor (0 when the query fails), cached.
 int compute_capability(int device);
 
+// Streaming multiprocessors of `device` (0 when the query fails), cached.
+int multiprocessors(int device);
+
+// Whether `device` has stream-ordered allocation (the backward's scratch), cached.
+bool has_memory_pools(int device);
+
 // Why `t` cannot be read by TMA ("" when it can): unit stride in the head
 // dim, 16-byte aligned base and strides.
 std::string tma_operand_error(const char* name, const TensorView& t);

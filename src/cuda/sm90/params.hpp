@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/window.hpp"
+
 namespace gna::sm90 {
 
 // Tiles are boxes with power-of-two extents per axis, so that the kernel
@@ -34,6 +36,22 @@ struct TileGrid {
   int32_t tiles_small = 1;
   int32_t tiles = 1;
 };
+
+GNA_HD window::Axis window_axis(const AxisGeometry& g) {
+  return window::Axis{g.length, g.kernel, g.stride, g.dilation, g.causal != 0};
+}
+
+// (group, tile within the group) of tile index u of a grid.
+GNA_HD void grid_cell(const TileGrid& g, int32_t u, int32_t& group, int32_t& tile) {
+  const int32_t in_big = g.big_groups * g.tiles_big;
+  if (u < in_big) {
+    group = u / g.tiles_big;
+    tile = u % g.tiles_big;
+  } else {
+    group = g.big_groups + (u - in_big) / g.tiles_small;
+    tile = (u - in_big) % g.tiles_small;
+  }
+}
 
 // How a (head, batch) pair enters a tensor map's coordinates: the maps merge
 // heads into the head-dim axis or batch into the outermost spatial axis when

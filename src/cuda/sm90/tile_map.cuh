@@ -10,27 +10,10 @@
 
 namespace gna::sm90 {
 
-__device__ __forceinline__ window::Axis window_axis(const AxisGeometry& g) {
-  return window::Axis{g.length, g.kernel, g.stride, g.dilation, g.causal != 0};
-}
-
 // First tile index of dilation group `group` in a grid's numbering.
 __device__ __forceinline__ int32_t grid_offset(const TileGrid& g, int32_t group) {
   return group < g.big_groups ? group * g.tiles_big
                               : g.big_groups * g.tiles_big + (group - g.big_groups) * g.tiles_small;
-}
-
-// (group, tile within the group) of tile index u of a grid.
-__device__ __forceinline__ void grid_cell(const TileGrid& g, int32_t u, int32_t& group,
-                                          int32_t& tile) {
-  const int32_t in_big = g.big_groups * g.tiles_big;
-  if (u < in_big) {
-    group = u / g.tiles_big;
-    tile = u % g.tiles_big;
-  } else {
-    group = g.big_groups + (u - in_big) / g.tiles_small;
-    tile = (u - in_big) % g.tiles_small;
-  }
 }
 
 __device__ __forceinline__ TileGrid query_grid(const AxisGeometry& g) {
