@@ -30,45 +30,25 @@ struct Plan {
   LaunchOrder order;
 };
 
-// Per axis, the KV tile cells by decreasing walk length along the axis: how
-// many query tiles see the cell (backward_params.hpp, LaunchOrder). Only for
-// launches of a few waves: on many, the tail is a small part of the time,
-// and the natural order keeps neighbouring KV tiles, which share query
-// tiles in L2, running together (2-3% on the 2-D cases).
-constexpr int64_t kOrderedWaves = 8;
-LaunchOrder longest_walks_first(const Problem& p, const TileConfig& tiles) {
-  LaunchOrder order;
+// Whether the neighborhood CTAs fill at most a few waves of the current
+// device. On many waves the tail is a small part of the time, and the
+// natural order keeps neighbouring KV tiles, which share query tiles in L2,
+// running together (2-3% on the 2-D cases); so only then do the longest
+// walks go first.
+bool few_waves(const Problem& p, const TileConfig& tiles) {
+  constexpr int64_t kOrderedWaves = 8;
   int64_t ctas = p.batch * p.kv_heads;
   for (int a = 0; a < p.rank(); ++a) ctas *= tile_grid(p, tiles.kv_tile[a], a).tiles;
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return order;
-  if (ctas > kOrderedWaves * multiprocessors(device)) return order;
-  for (int a = 0; a < p.rank(); ++a) {
-    const AxisGeometry g = axis_geometry(p, tiles, a);
-    const TileGrid grid = tile_grid(p, tiles.kv_tile[a], a);
-    if (grid.tiles > LaunchOrder::capacity(a)) continue;
-    const window::Axis ax = window_axis(g);
-    std::vector<int64_t> walk(grid.tiles);
-    for (int32_t u = 0; u < grid.tiles; ++u) {
-      int32_t group = 0, tile = 0;
-      grid_cell(grid, u, group, tile);
-      walk[u] = window::query_tiles_seeing(ax, int64_t{tile} << g.kv_log2, int64_t{1} << g.kv_log2,
-                                           int64_t{1} << g.q_log2, window::group_length(ax, group))
-                    .count();
-    }
-    std::vector<int16_t> cells(grid.tiles);
-    std::iota(cells.begin(), cells.end(), int16_t{0});
-    std::stable_sort(cells.begin(), cells.end(),
-                     [&](int16_t x, int16_t y) { return walk[x] > walk[y]; });
-    std::copy(cells.begin(), cells.end(), order.cells(a));
-    order.ordered_axes |= 1 << a;
-  }
-  return order;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  return ctas <= kOrderedWaves * multiprocessors(device);
 }
 
 Plan plan_for(const Problem& p, const TileConfig& tiles) {
   const sim::BackwardSimResult r = sim::simulate_backward(p, tiles);
-  return Plan{tiles, r.extra_splits, r.steps_per_split, longest_walks_first(p, tiles)};
+  Plan plan{tiles, r.extra_splits, r.steps_per_split, LaunchOrder{}};
+  if (few_waves(p, tiles)) plan.order = longest_walks_first(p, tiles);
+  return plan;
 }
 
 // (batch, x0, x1, x2, head, element) strides of a heads-last tensor with
@@ -91,6 +71,31 @@ void output_strides(const TensorView& t, int rank, int64_t (&out)[5]) {
 }
 
 }  // namespace
+
+LaunchOrder longest_walks_first(const Problem& p, const TileConfig& tiles) {
+  LaunchOrder order;
+  for (int a = 0; a < p.rank(); ++a) {
+    const AxisGeometry g = axis_geometry(p, tiles, a);
+    const TileGrid grid = tile_grid(p, tiles.kv_tile[a], a);
+    if (grid.tiles > LaunchOrder::capacity(a)) continue;
+    const window::Axis ax = window_axis(g);
+    std::vector<int64_t> walk(grid.tiles);
+    for (int32_t u = 0; u < grid.tiles; ++u) {
+      int32_t group = 0, tile = 0;
+      grid_cell(grid, u, group, tile);
+      walk[u] = window::query_tiles_seeing(ax, int64_t{tile} << g.kv_log2, int64_t{1} << g.kv_log2,
+                                           int64_t{1} << g.q_log2, window::group_length(ax, group))
+                    .count();
+    }
+    std::vector<int16_t> cells(grid.tiles);
+    std::iota(cells.begin(), cells.end(), int16_t{0});
+    std::stable_sort(cells.begin(), cells.end(),
+                     [&](int16_t x, int16_t y) { return walk[x] > walk[y]; });
+    std::copy(cells.begin(), cells.end(), order.cells(a));
+    order.ordered_axes |= 1 << a;
+  }
+  return order;
+}
 
 std::string backward_problem_error(const Problem& p) {
   if (!backward_head_dim_supported(static_cast<int>(p.head_dim))) {

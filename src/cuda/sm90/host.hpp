@@ -1,6 +1,7 @@
 // Host-side helpers of the sm90 backend shared by its forward (backend.cpp)
 // and backward (backward_host.cpp): device queries, the tensor rules of TMA
-// operands and paired stores, and kernel geometry from a tile configuration.
+// operands and paired stores, kernel geometry from a tile configuration, and
+// the backward's launch order.
 #pragma once
 
 #include <array>
@@ -39,6 +40,13 @@ std::string paired_store_error(const char* name, const TensorView& t);
 
 // Boxes along axis 0 (as a power of two) so that each spans <= 256 elements.
 int32_t split_log2(int64_t extent, int64_t dilation);
+
+// The backward's launch order for `p` with `tiles` (LaunchOrder in
+// backward_params.hpp): per axis, the KV tile cells by decreasing number of
+// query tiles that see them along the axis, ties in natural order; axes with
+// more cells than their capacity keep the natural order. The backward uses
+// it on launches of a few waves only.
+LaunchOrder longest_walks_first(const Problem& p, const TileConfig& tiles);
 
 // Window and tiling of kernel axis `a` (a one-token axis past the rank):
 // query tiles of tiles.q_tile, KV tile extents of tiles.kv_tile.
