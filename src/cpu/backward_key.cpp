@@ -167,24 +167,19 @@ class KeyGradTile {
     int64_t row[kStepTokens];  // the queries' rows of [B, T, H] (of head h)
     for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
     Scores<G>(d_, rows.first, n, key_, D, bias, scores_);
-    Scores<G>(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
-      VF lse, delta;
-      if constexpr (G == 1) {
-        const size_t r = static_cast<size_t>(row[i]);
-        lse = hn::Set(d_, job_.lse2[r]);
-        delta = hn::Set(d_, job_.delta[r]);
-      } else {
-        const size_t r = static_cast<size_t>(job_.grouped_row(row[i]));
-        lse = hn::LoadDup128(d_, job_.grouped_lse2.data() + r);
-        delta = hn::LoadDup128(d_, job_.grouped_delta.data() + r);
-      }
-      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse));
-      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
-      hn::Store(prob, d_, scores_ + i * L);
-      hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
+      const VF lse = G == 1 ? hn::Set(d_, job_.lse2[static_cast<size_t>(row[i])])
+                            : hn::LoadDup128(d_, job_.grouped_lse2.data() + job_.grouped_row(row[i]));
+      hn::Store(Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse)), d_, scores_ + i * L);
     }
-    AddAllRows<G>(d_, rows.second, n, scores_, Dv, grad_value_);
+    // dP = dO V^T and dV += P^T dO read the same dO elements: one pass.
+    DotAndAddAllRows<G>(d_, rows.second, n, value_, scores_, Dv, grad_scores_, grad_value_);
+    for (size_t i = 0; i < n; ++i) {
+      const VF delta = G == 1 ? hn::Set(d_, job_.delta[static_cast<size_t>(row[i])])
+                              : hn::LoadDup128(d_, job_.grouped_delta.data() + job_.grouped_row(row[i]));
+      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
+      hn::Store(hn::Mul(hn::Load(d_, scores_ + i * L), grad), d_, grad_scores_ + i * L);
+    }
     AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];

@@ -64,6 +64,7 @@ class QueryTile {
     max_ = hn::Set(d_, kMasked);
     sum_ = hn::Zero(d_);
     std::fill(acc_, acc_ + acc_size_, 0.0f);
+    fresh_ = true;
     auto attend_step = [&](const StepRows& keys, const float* bias) { attend<1>(keys, bias); };
     if (g == kHeadBlock) {
       steps_.for_each(b_, hk_, [&](const StepRows& keys, const float* bias) {
@@ -95,12 +96,15 @@ class QueryTile {
       step_sum = hn::Add(step_sum, prob);
     }
     sum_ = hn::MulAdd(sum_, rescale, step_sum);
-    if (!hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
+    // Nothing to rescale before the first step (acc is 0), nor where no
+    // lane's maximum moved.
+    if (!fresh_ && !hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
       for (size_t e = 0; e < Dv; ++e) {
         hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
       }
     }
     AddAllRows<G>(d_, rows.second, n, scores_, Dv, acc_);
+    fresh_ = false;
   }
 
   // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
@@ -138,6 +142,7 @@ class QueryTile {
   size_t acc_size_ = 0;
   int64_t b_ = 0, h_ = 0, hk_ = 0;
   VF max_, sum_;
+  bool fresh_ = true;  // no step attended yet: acc is all 0
 };
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <hwy/highway.h>
 
 #include <cstddef>
+#include <type_traits>
 
 #include "cpu/tile_walk.hpp"
 
@@ -122,6 +123,76 @@ HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const f
   for (; e + 8 <= dim; e += 8) AddRows<G, 8>(d, rows, count, weights, e, acc + e * L);
   for (; e + 4 <= dim; e += 4) AddRows<G, 4>(d, rows, count, weights, e, acc + e * L);
   for (; e < dim; ++e) AddRows<G, 1>(d, rows, count, weights, e, acc + e * L);
+}
+
+// DotRows (no bias) and AddRows over the same rows at once, for `count`
+// rows and E columns from col on: out[r] += sum_e rows[r][col + e] *
+// packed[e] and acc[e] += sum_r rows[r][col + e] * weights[r]. Each
+// broadcast element feeds one FMA of each product, half the loads of
+// running them apart (the kernels are bound by their loads, not their
+// FMAs); acc and packed stay in registers over all rows, R at a time. The
+// sums run in the order DotRows and AddRows use: the same bits.
+template <int G, int E>
+HWY_INLINE void DotAndAddRows(DF d, const float* const* rows, size_t count, const float* packed,
+                              const float* weights, size_t col, bool first, float* out,
+                              float* acc) {
+  const size_t L = hn::Lanes(d);
+  const size_t at = col * (G == 1 ? 1 : kHeadBlock);
+  VF sum[E], lanes[E];
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) {
+    sum[e] = hn::Load(d, acc + e * L);
+    lanes[e] = hn::Load(d, packed + e * L);
+  }
+  auto block = [&](size_t r0, auto rows_per_block) {
+    constexpr int R = decltype(rows_per_block)::value;
+    VF dot[R], w[R];
+    const float* row[R];
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+      dot[r] = first ? hn::Zero(d) : hn::Load(d, out + (r0 + r) * L);
+      w[r] = hn::Load(d, weights + (r0 + r) * L);
+      row[r] = rows[r0 + r] + at;
+    }
+    HWY_UNROLL(16)
+    for (int e = 0; e < E; ++e) {
+      HWY_UNROLL(16)
+      for (int r = 0; r < R; ++r) {
+        const VF element = RowElement<G>(d, row[r], static_cast<size_t>(e));
+        dot[r] = hn::MulAdd(element, lanes[e], dot[r]);
+        sum[e] = hn::MulAdd(element, w[r], sum[e]);
+      }
+    }
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) hn::Store(dot[r], d, out + (r0 + r) * L);
+  };
+  size_t r = 0;
+  for (; r + 4 <= count; r += 4) block(r, std::integral_constant<int, 4>());
+  for (; r < count; ++r) block(r, std::integral_constant<int, 1>());
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) hn::Store(sum[e], d, acc + e * L);
+}
+
+// DotAndAddRows over `count` rows and `dim` columns: out[r] = rows[r] .
+// packed (one vector per row) and acc[e] += sum_r rows[r][e] * weights[r].
+template <int G = 1>
+HWY_INLINE void DotAndAddAllRows(DF d, const float* const* rows, size_t count,
+                                 const float* packed, const float* weights, size_t dim,
+                                 float* out, float* acc) {
+  const size_t L = hn::Lanes(d);
+  if (dim == 0) {  // no columns: the dots are 0, as DotAllRows would have them
+    for (size_t r = 0; r < count; ++r) hn::Store(hn::Zero(d), d, out + r * L);
+  }
+  size_t e = 0;
+  for (; e + 8 <= dim; e += 8) {
+    DotAndAddRows<G, 8>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
+  for (; e + 4 <= dim; e += 4) {
+    DotAndAddRows<G, 4>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
+  for (; e < dim; ++e) {
+    DotAndAddRows<G, 1>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
 }
 
 // out[i][c + v * L] += sum_l weights[i][l] * lane_rows[l][c + v * L] for R
