@@ -9,10 +9,10 @@
 #define HWY_TARGET_INCLUDE "cpu/forward.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 
+#include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -111,14 +111,15 @@ class QueryTile {
   void write_results() {
     const size_t L = hn::Lanes(d_);
     const ForwardArgs& args = *job_.args;
-    float *max = lanes_, *sum = lanes_ + L, *inv = lanes_ + 2 * L;
-    hn::Store(max_, d_, max);
-    hn::Store(sum_, d_, sum);
+    float *lse_lanes = lanes_, *inv = lanes_ + L;
     hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
     const TileWalk& w = steps_.walk();
     WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_, staged_,
                spare_);
     if (!args.lse.defined()) return;
+    // Vector log2 (contrib/math, 2 ulp): scalar calls per lane were a
+    // visible cost per tile.
+    hn::Store(hn::Mul(hn::Add(max_, hn::Log2(d_, sum_)), hn::Set(d_, kLn2)), d_, lse_lanes);
     const TensorView& lse = args.lse;
     int64_t offset[kMaxLanes];
     w.lane_offsets(lse.stride + 1, offset);
@@ -127,8 +128,7 @@ class QueryTile {
     const size_t g = static_cast<size_t>(w.head_group());
     for (size_t l = 0; l < L; ++l) {
       if (w.valid(static_cast<int>(l))) {
-        out[offset[l] + static_cast<int64_t>(l % g) * head_stride] =
-            (max[l] + std::log2(sum[l])) * kLn2;
+        out[offset[l] + static_cast<int64_t>(l % g) * head_stride] = lse_lanes[l];
       }
     }
   }
