@@ -139,10 +139,35 @@ class KeyGradTile {
  private:
   int64_t first_head(int64_t hk) const { return hk * (p_.heads / p_.kv_heads); }
 
+  // Vectors of one query's dQ regrouped by heads: L / kHeadBlock elements
+  // of every head each.
+  size_t group_blocks() const {
+    const size_t per_block = hn::Lanes(d_) / kHeadBlock;
+    return (static_cast<size_t>(p_.head_dim) + per_block - 1) / per_block;
+  }
+
   // The lanes' key rows, unscaled and zero-padded to whole vectors; zero
   // for lanes past the tile's end, which repeat a key that must count once.
+  // Head groups: in the layout of AddGroupLanesToRows (dQ rows regrouped
+  // by heads, BackwardJob::dq).
   void copy_lane_keys(const float* const* key_rows, const bool* valid) {
     const size_t L = hn::Lanes(d_), stride = static_cast<size_t>(job_.dq_stride);
+    if (group_ > 1) {
+      const size_t per_block = L / kHeadBlock, blocks = group_blocks();
+      const size_t D = static_cast<size_t>(p_.head_dim);
+      for (size_t t = 0; t < per_block; ++t) {
+        for (size_t v = 0; v < blocks; ++v) {
+          float* to = lane_keys_ + (t * blocks + v) * L;
+          for (size_t j = 0; j < per_block; ++j) {
+            for (size_t k = 0; k < kHeadBlock; ++k) {
+              const size_t lane = t * kHeadBlock + k, e = v * per_block + j;
+              to[j * kHeadBlock + k] = valid[lane] && e < D ? key_rows[lane][e] : 0.0f;
+            }
+          }
+        }
+      }
+      return;
+    }
     for (size_t l = 0; l < L; ++l) {
       float* row = lane_keys_ + l * stride;
       std::fill(row, row + stride, 0.0f);
@@ -183,6 +208,11 @@ class KeyGradTile {
     AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];
+      if constexpr (G > 1) {  // the group's rows, regrouped by heads
+        for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + row[i] * job_.dq_stride;
+        AddGroupLanesToAllRows(d_, grad_scores_, n, lane_keys_, group_blocks(), out);
+        return;
+      }
       for (int slot = 0; slot < G; ++slot) {  // the lanes of each head in turn
         for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + (row[i] + slot) * job_.dq_stride;
         AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),

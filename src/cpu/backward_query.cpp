@@ -216,6 +216,7 @@ void query_pass(const BackwardJob& job, int threads) {
   if (job.fused && p.extra_kv == 0) {  // the key pass summed all of dQ: write it out
     const TensorView& out = job.args->grad_query;
     const float scale = static_cast<float>(p.scale());
+    const int64_t g = job.key_tiling.head_group;
     // Per chunk of (batch, token) rows, one division for the first token's
     // coordinates, then an odometer.
     parallel_for_chunks(p.batch * p.tokens(), threads, [&](int64_t begin, int64_t end) {
@@ -227,8 +228,12 @@ void query_pass(const BackwardJob& job, int threads) {
         int64_t at = b * out.stride[0];
         for (int a = 0; a < r; ++a) at += x[a] * out.stride[1 + a];
         for (int64_t h = 0; h < p.heads; ++h) {
-          store_row(out, at + h * out.stride[r + 1],
-                    job.dq.get() + (bt * p.heads + h) * job.dq_stride, 1, p.head_dim, scale);
+          const float* row = job.dq.get() + (bt * p.heads + h) * job.dq_stride;
+          if (g > 1) {  // the group's block, regrouped by heads
+            row = job.dq.get() + (bt * p.heads + h - h % g) * job.dq_stride + h % g;
+          }
+          store_row(out, at + h * out.stride[r + 1], row, g > 1 ? kHeadBlock : 1, p.head_dim,
+                    scale);
         }
         int a = r - 1;
         for (; a >= 0 && ++x[a] == p.extent[a]; --a) x[a] = 0;

@@ -262,6 +262,63 @@ HWY_INLINE void AddLanesToAllRows(DF d, const float* weights, size_t n, const fl
   }
 }
 
+// dQ of a tile of a head group (lane t * kHeadBlock + k: token t, head k)
+// into rows regrouped by heads (element e of head k at e * kHeadBlock + k,
+// as Fp32Rows::prepare_grouped): out[i] + v * L += sum_t (dS of row i,
+// lanes of token t, repeated per 128-bit block) * lane_keys[t][v], over the
+// `blocks` vectors v of L / kHeadBlock elements each. Every lane adds to
+// every vector of a row, unlike one head's rows (AddLanesToAllRows with a
+// step), which gain 4 lanes per load and store. lane_keys: per token t,
+// `blocks` vectors: lane j * kHeadBlock + k is element v * L / kHeadBlock
+// + j of that token's head k.
+template <int VB>
+HWY_INLINE void AddGroupLanesToRows(DF d, const float* weights, size_t n,
+                                    const float* lane_keys, size_t blocks, size_t v0,
+                                    float* const* out) {
+  const size_t L = hn::Lanes(d), T = L / kHeadBlock;
+  constexpr size_t kMaxT = 4;  // tokens whose keys stay in registers
+  if (T <= kMaxT) {
+    VF keys[kMaxT][VB];
+    for (size_t t = 0; t < T; ++t) {
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) keys[t][v] = hn::Load(d, lane_keys + (t * blocks + v0 + v) * L);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      VF acc[VB];
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) acc[v] = hn::Load(d, out[i] + (v0 + v) * L);
+      for (size_t t = 0; t < T; ++t) {
+        const VF w = hn::LoadDup128(d, weights + i * L + t * kHeadBlock);
+        HWY_UNROLL(16)
+        for (int v = 0; v < VB; ++v) acc[v] = hn::MulAdd(w, keys[t][v], acc[v]);
+      }
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) hn::Store(acc[v], d, out[i] + (v0 + v) * L);
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {  // wide vectors: the keys from memory
+    for (int v = 0; v < VB; ++v) {
+      VF acc = hn::Load(d, out[i] + (v0 + v) * L);
+      for (size_t t = 0; t < T; ++t) {
+        acc = hn::MulAdd(hn::LoadDup128(d, weights + i * L + t * kHeadBlock),
+                         hn::Load(d, lane_keys + (t * blocks + v0 + v) * L), acc);
+      }
+      hn::Store(acc, d, out[i] + (v0 + v) * L);
+    }
+  }
+}
+
+// AddGroupLanesToRows over all `blocks` vectors, 4 at a time (16 key
+// vectors in registers on AVX-512).
+HWY_INLINE void AddGroupLanesToAllRows(DF d, const float* weights, size_t n,
+                                       const float* lane_keys, size_t blocks,
+                                       float* const* out) {
+  size_t v = 0;
+  for (; v + 4 <= blocks; v += 4) AddGroupLanesToRows<4>(d, weights, n, lane_keys, blocks, v, out);
+  for (; v < blocks; ++v) AddGroupLanesToRows<1>(d, weights, n, lane_keys, blocks, v, out);
+}
+
 // 2^x for x <= 0: 2^x = 2^n * 2^f with n = round(x), |f| <= 1/2, and 2^f
 // from a degree-5 polynomial fitted here for relative error (max 2.4e-7 in
 // fp32). x is clamped to -127, whose 2^n has exponent bits 0: exactly 0,
