@@ -152,19 +152,16 @@ class KeyGradTile {
   // by heads, BackwardJob::dq).
   void copy_lane_keys(const float* const* key_rows, const bool* valid) {
     const size_t L = hn::Lanes(d_), stride = static_cast<size_t>(job_.dq_stride);
-    if (group_ > 1) {
-      const size_t per_block = L / kHeadBlock, blocks = group_blocks();
-      const size_t D = static_cast<size_t>(p_.head_dim);
-      for (size_t t = 0; t < per_block; ++t) {
-        for (size_t v = 0; v < blocks; ++v) {
-          float* to = lane_keys_ + (t * blocks + v) * L;
-          for (size_t j = 0; j < per_block; ++j) {
-            for (size_t k = 0; k < kHeadBlock; ++k) {
-              const size_t lane = t * kHeadBlock + k, e = v * per_block + j;
-              to[j * kHeadBlock + k] = valid[lane] && e < D ? key_rows[lane][e] : 0.0f;
-            }
-          }
+    if (group_ > 1) {  // per token, its heads' rows interleaved, zero-padded
+      const size_t blocks = group_blocks(), D = static_cast<size_t>(p_.head_dim);
+      for (size_t t = 0; t < L / kHeadBlock; ++t) {
+        float* to = lane_keys_ + t * blocks * L;
+        size_t done = 0;
+        if (valid[t * kHeadBlock]) {  // the heads of a token share its validity
+          interleave_rows(key_rows + t * kHeadBlock, p_.head_dim, to);
+          done = D * kHeadBlock;
         }
+        std::fill(to + done, to + blocks * L, 0.0f);
       }
       return;
     }
