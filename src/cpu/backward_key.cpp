@@ -179,6 +179,15 @@ class KeyGradTile {
     std::fill(grad_value_, grad_value_ + value_size_, 0.0f);
   }
 
+  // A value per query row (delta, lse2) for every lane: of head h's row
+  // (G = 1), or of each lane's head from the group's block (G > 1).
+  template <int G>
+  VF per_query(const std::vector<float>& rows, const std::vector<float>& grouped,
+              int64_t row) const {
+    if constexpr (G == 1) return hn::Set(d_, rows[static_cast<size_t>(row)]);
+    return hn::LoadDup128(d_, grouped.data() + job_.grouped_row(row));
+  }
+
   // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
   // and head h (G > 1: the heads from h on, lane l's head h + l % G), with
   // their mask bias when there is one.
@@ -190,15 +199,13 @@ class KeyGradTile {
     for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
     Scores<G>(d_, rows.first, n, key_, D, bias, scores_);
     for (size_t i = 0; i < n; ++i) {
-      const VF lse = G == 1 ? hn::Set(d_, job_.lse2[static_cast<size_t>(row[i])])
-                            : hn::LoadDup128(d_, job_.grouped_lse2.data() + job_.grouped_row(row[i]));
+      const VF lse = per_query<G>(job_.lse2, job_.grouped_lse2, row[i]);
       hn::Store(Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse)), d_, scores_ + i * L);
     }
     // dP = dO V^T and dV += P^T dO read the same dO elements: one pass.
     DotAndAddAllRows<G>(d_, rows.second, n, value_, scores_, Dv, grad_scores_, grad_value_);
     for (size_t i = 0; i < n; ++i) {
-      const VF delta = G == 1 ? hn::Set(d_, job_.delta[static_cast<size_t>(row[i])])
-                              : hn::LoadDup128(d_, job_.grouped_delta.data() + job_.grouped_row(row[i]));
+      const VF delta = per_query<G>(job_.delta, job_.grouped_delta, row[i]);
       const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
       hn::Store(hn::Mul(hn::Load(d_, scores_ + i * L), grad), d_, grad_scores_ + i * L);
     }
