@@ -139,10 +139,32 @@ class KeyGradTile {
  private:
   int64_t first_head(int64_t hk) const { return hk * (p_.heads / p_.kv_heads); }
 
+  // Vectors of one query's dQ regrouped by heads: L / kHeadBlock elements
+  // of every head each.
+  size_t group_blocks() const {
+    const size_t per_block = hn::Lanes(d_) / kHeadBlock;
+    return (static_cast<size_t>(p_.head_dim) + per_block - 1) / per_block;
+  }
+
   // The lanes' key rows, unscaled and zero-padded to whole vectors; zero
   // for lanes past the tile's end, which repeat a key that must count once.
+  // Head groups: in the layout of AddGroupLanesToRows (dQ rows regrouped
+  // by heads, BackwardJob::dq).
   void copy_lane_keys(const float* const* key_rows, const bool* valid) {
     const size_t L = hn::Lanes(d_), stride = static_cast<size_t>(job_.dq_stride);
+    if (group_ > 1) {  // per token, its heads' rows interleaved, zero-padded
+      const size_t blocks = group_blocks(), D = static_cast<size_t>(p_.head_dim);
+      for (size_t t = 0; t < L / kHeadBlock; ++t) {
+        float* to = lane_keys_ + t * blocks * L;
+        size_t done = 0;
+        if (valid[t * kHeadBlock]) {  // the heads of a token share its validity
+          interleave_rows(key_rows + t * kHeadBlock, p_.head_dim, to);
+          done = D * kHeadBlock;
+        }
+        std::fill(to + done, to + blocks * L, 0.0f);
+      }
+      return;
+    }
     for (size_t l = 0; l < L; ++l) {
       float* row = lane_keys_ + l * stride;
       std::fill(row, row + stride, 0.0f);
@@ -157,6 +179,15 @@ class KeyGradTile {
     std::fill(grad_value_, grad_value_ + value_size_, 0.0f);
   }
 
+  // A value per query row (delta, lse2) for every lane: of head h's row
+  // (G = 1), or of each lane's head from the group's block (G > 1).
+  template <int G>
+  VF per_query(const std::vector<float>& rows, const std::vector<float>& grouped,
+              int64_t row) const {
+    if constexpr (G == 1) return hn::Set(d_, rows[static_cast<size_t>(row)]);
+    return hn::LoadDup128(d_, grouped.data() + job_.grouped_row(row));
+  }
+
   // dV += P^T dO and dK += dS^T Q over the queries in `rows`, of batch b
   // and head h (G > 1: the heads from h on, lane l's head h + l % G), with
   // their mask bias when there is one.
@@ -167,27 +198,25 @@ class KeyGradTile {
     int64_t row[kStepTokens];  // the queries' rows of [B, T, H] (of head h)
     for (size_t i = 0; i < n; ++i) row[i] = job_.query_row(b, rows.token[i], h);
     Scores<G>(d_, rows.first, n, key_, D, bias, scores_);
-    Scores<G>(d_, rows.second, n, value_, Dv, nullptr, grad_scores_);
     for (size_t i = 0; i < n; ++i) {
-      VF lse, delta;
-      if constexpr (G == 1) {
-        const size_t r = static_cast<size_t>(row[i]);
-        lse = hn::Set(d_, job_.lse2[r]);
-        delta = hn::Set(d_, job_.delta[r]);
-      } else {
-        const size_t r = static_cast<size_t>(job_.grouped_row(row[i]));
-        lse = hn::LoadDup128(d_, job_.grouped_lse2.data() + r);
-        delta = hn::LoadDup128(d_, job_.grouped_delta.data() + r);
-      }
-      const VF prob = Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse));
-      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
-      hn::Store(prob, d_, scores_ + i * L);
-      hn::Store(hn::Mul(prob, grad), d_, grad_scores_ + i * L);
+      const VF lse = per_query<G>(job_.lse2, job_.grouped_lse2, row[i]);
+      hn::Store(Exp2(d_, hn::Sub(hn::Load(d_, scores_ + i * L), lse)), d_, scores_ + i * L);
     }
-    AddAllRows<G>(d_, rows.second, n, scores_, Dv, grad_value_);
+    // dP = dO V^T and dV += P^T dO read the same dO elements: one pass.
+    DotAndAddAllRows<G>(d_, rows.second, n, value_, scores_, Dv, grad_scores_, grad_value_);
+    for (size_t i = 0; i < n; ++i) {
+      const VF delta = per_query<G>(job_.delta, job_.grouped_delta, row[i]);
+      const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
+      hn::Store(hn::Mul(hn::Load(d_, scores_ + i * L), grad), d_, grad_scores_ + i * L);
+    }
     AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];
+      if constexpr (G > 1) {  // the group's rows, regrouped by heads
+        for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + row[i] * job_.dq_stride;
+        AddGroupLanesToAllRows(d_, grad_scores_, n, lane_keys_, group_blocks(), out);
+        return;
+      }
       for (int slot = 0; slot < G; ++slot) {  // the lanes of each head in turn
         for (size_t i = 0; i < n; ++i) out[i] = job_.dq.get() + (row[i] + slot) * job_.dq_stride;
         AddLanesToAllRows(d_, grad_scores_, n, lane_keys_, static_cast<size_t>(job_.dq_stride),

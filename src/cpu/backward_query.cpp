@@ -187,6 +187,32 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
   }
 }
 
+// out[k][e] = scale * in[e * kHeadBlock + k] for e < dim: a block of dQ
+// regrouped by heads back into its heads' rows, 4 x 4 blocks transposed in
+// 128-bit vectors (the inverse of InterleaveRows, src/cpu/forward.cpp).
+void DeinterleaveRows(const float* in, int64_t dim, float scale, float* const* out) {
+  static_assert(kHeadBlock == 4, "one 128-bit vector per element");
+  int64_t e = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Full128<float> d;
+  const auto s = hn::Set(d, scale);
+  for (; e + 4 <= dim; e += 4) {
+    const float* from = in + e * kHeadBlock;
+    const auto v0 = hn::LoadU(d, from), v1 = hn::LoadU(d, from + 4);
+    const auto v2 = hn::LoadU(d, from + 8), v3 = hn::LoadU(d, from + 12);
+    const auto lo01 = hn::InterleaveLower(d, v0, v1), lo23 = hn::InterleaveLower(d, v2, v3);
+    const auto hi01 = hn::InterleaveUpper(d, v0, v1), hi23 = hn::InterleaveUpper(d, v2, v3);
+    hn::StoreU(hn::Mul(hn::ConcatLowerLower(d, lo23, lo01), s), d, out[0] + e);
+    hn::StoreU(hn::Mul(hn::ConcatUpperUpper(d, lo23, lo01), s), d, out[1] + e);
+    hn::StoreU(hn::Mul(hn::ConcatLowerLower(d, hi23, hi01), s), d, out[2] + e);
+    hn::StoreU(hn::Mul(hn::ConcatUpperUpper(d, hi23, hi01), s), d, out[3] + e);
+  }
+#endif
+  for (; e < dim; ++e) {
+    for (int k = 0; k < kHeadBlock; ++k) out[k][e] = scale * in[e * kHeadBlock + k];
+  }
+}
+
 void QueryGradItems(const BackwardJob& job, int64_t begin, int64_t end) {
   thread_local QueryGradScratch scratch;
   QueryGradTile tile(job, scratch);
@@ -202,6 +228,7 @@ HWY_AFTER_NAMESPACE();
 namespace gna::cpu {
 
 HWY_EXPORT(DeltaItems);
+HWY_EXPORT(DeinterleaveRows);
 HWY_EXPORT(QueryGradItems);
 
 void delta_pass(BackwardJob& job, int threads) {
@@ -216,6 +243,8 @@ void query_pass(const BackwardJob& job, int threads) {
   if (job.fused && p.extra_kv == 0) {  // the key pass summed all of dQ: write it out
     const TensorView& out = job.args->grad_query;
     const float scale = static_cast<float>(p.scale());
+    const int64_t g = job.key_tiling.head_group;  // kHeadBlock or 1
+    const bool direct = out.dtype == DType::f32 && out.stride[out.ndim - 1] == 1;
     // Per chunk of (batch, token) rows, one division for the first token's
     // coordinates, then an odometer.
     parallel_for_chunks(p.batch * p.tokens(), threads, [&](int64_t begin, int64_t end) {
@@ -226,9 +255,22 @@ void query_pass(const BackwardJob& job, int threads) {
       for (int64_t bt = begin; bt < end; ++bt) {
         int64_t at = b * out.stride[0];
         for (int a = 0; a < r; ++a) at += x[a] * out.stride[1 + a];
+        const float* dq = job.dq.get() + bt * p.heads * job.dq_stride;
         for (int64_t h = 0; h < p.heads; ++h) {
-          store_row(out, at + h * out.stride[r + 1],
-                    job.dq.get() + (bt * p.heads + h) * job.dq_stride, 1, p.head_dim, scale);
+          if (g == 1) {
+            store_row(out, at + h * out.stride[r + 1], dq + h * job.dq_stride, 1, p.head_dim,
+                      scale);
+          } else if (h % g == 0 && direct) {  // the group's block, regrouped by heads
+            float* rows[kHeadBlock];
+            for (int k = 0; k < kHeadBlock; ++k) {
+              rows[k] = static_cast<float*>(out.data) + at + (h + k) * out.stride[r + 1];
+            }
+            HWY_DYNAMIC_DISPATCH(DeinterleaveRows)(dq + h * job.dq_stride, p.head_dim, scale,
+                                                   rows);
+          } else if (!direct) {
+            store_row(out, at + h * out.stride[r + 1], dq + (h - h % g) * job.dq_stride + h % g,
+                      kHeadBlock, p.head_dim, scale);
+          }
         }
         int a = r - 1;
         for (; a >= 0 && ++x[a] == p.extent[a]; --a) x[a] = 0;

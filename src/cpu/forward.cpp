@@ -9,10 +9,10 @@
 #define HWY_TARGET_INCLUDE "cpu/forward.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 
+#include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -64,6 +64,7 @@ class QueryTile {
     max_ = hn::Set(d_, kMasked);
     sum_ = hn::Zero(d_);
     std::fill(acc_, acc_ + acc_size_, 0.0f);
+    fresh_ = true;
     auto attend_step = [&](const StepRows& keys, const float* bias) { attend<1>(keys, bias); };
     if (g == kHeadBlock) {
       steps_.for_each(b_, hk_, [&](const StepRows& keys, const float* bias) {
@@ -95,26 +96,30 @@ class QueryTile {
       step_sum = hn::Add(step_sum, prob);
     }
     sum_ = hn::MulAdd(sum_, rescale, step_sum);
-    if (!hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
+    // Nothing to rescale before the first step (acc is 0), nor where no
+    // lane's maximum moved.
+    if (!fresh_ && !hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
       for (size_t e = 0; e < Dv; ++e) {
         hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
       }
     }
     AddAllRows<G>(d_, rows.second, n, scores_, Dv, acc_);
+    fresh_ = false;
   }
 
   // O = acc / sum; LSE = (max + log2(sum)) * ln 2, back from log2 units.
   void write_results() {
     const size_t L = hn::Lanes(d_);
     const ForwardArgs& args = *job_.args;
-    float *max = lanes_, *sum = lanes_ + L, *inv = lanes_ + 2 * L;
-    hn::Store(max_, d_, max);
-    hn::Store(sum_, d_, sum);
+    float *lse_lanes = lanes_, *inv = lanes_ + L;
     hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
     const TileWalk& w = steps_.walk();
     WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_, staged_,
                spare_);
     if (!args.lse.defined()) return;
+    // Vector log2 (contrib/math, 2 ulp): scalar calls per lane were a
+    // visible cost per tile.
+    hn::Store(hn::Mul(hn::Add(max_, hn::Log2(d_, sum_)), hn::Set(d_, kLn2)), d_, lse_lanes);
     const TensorView& lse = args.lse;
     int64_t offset[kMaxLanes];
     w.lane_offsets(lse.stride + 1, offset);
@@ -123,8 +128,7 @@ class QueryTile {
     const size_t g = static_cast<size_t>(w.head_group());
     for (size_t l = 0; l < L; ++l) {
       if (w.valid(static_cast<int>(l))) {
-        out[offset[l] + static_cast<int64_t>(l % g) * head_stride] =
-            (max[l] + std::log2(sum[l])) * kLn2;
+        out[offset[l] + static_cast<int64_t>(l % g) * head_stride] = lse_lanes[l];
       }
     }
   }
@@ -138,6 +142,7 @@ class QueryTile {
   size_t acc_size_ = 0;
   int64_t b_ = 0, h_ = 0, hk_ = 0;
   VF max_, sum_;
+  bool fresh_ = true;  // no step attended yet: acc is all 0
 };
 
 }  // namespace

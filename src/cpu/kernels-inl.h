@@ -19,6 +19,7 @@
 #include <hwy/highway.h>
 
 #include <cstddef>
+#include <type_traits>
 
 #include "cpu/tile_walk.hpp"
 
@@ -124,6 +125,76 @@ HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const f
   for (; e < dim; ++e) AddRows<G, 1>(d, rows, count, weights, e, acc + e * L);
 }
 
+// DotRows (no bias) and AddRows over the same rows at once, for `count`
+// rows and E columns from col on: out[r] += sum_e rows[r][col + e] *
+// packed[e] and acc[e] += sum_r rows[r][col + e] * weights[r]. Each
+// broadcast element feeds one FMA of each product, half the loads of
+// running them apart (the kernels are bound by their loads, not their
+// FMAs); acc and packed stay in registers over all rows, R at a time. The
+// sums run in the order DotRows and AddRows use: the same bits.
+template <int G, int E>
+HWY_INLINE void DotAndAddRows(DF d, const float* const* rows, size_t count, const float* packed,
+                              const float* weights, size_t col, bool first, float* out,
+                              float* acc) {
+  const size_t L = hn::Lanes(d);
+  const size_t at = col * (G == 1 ? 1 : kHeadBlock);
+  VF sum[E], lanes[E];
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) {
+    sum[e] = hn::Load(d, acc + e * L);
+    lanes[e] = hn::Load(d, packed + e * L);
+  }
+  auto block = [&](size_t r0, auto rows_per_block) {
+    constexpr int R = decltype(rows_per_block)::value;
+    VF dot[R], w[R];
+    const float* row[R];
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+      dot[r] = first ? hn::Zero(d) : hn::Load(d, out + (r0 + r) * L);
+      w[r] = hn::Load(d, weights + (r0 + r) * L);
+      row[r] = rows[r0 + r] + at;
+    }
+    HWY_UNROLL(16)
+    for (int e = 0; e < E; ++e) {
+      HWY_UNROLL(16)
+      for (int r = 0; r < R; ++r) {
+        const VF element = RowElement<G>(d, row[r], static_cast<size_t>(e));
+        dot[r] = hn::MulAdd(element, lanes[e], dot[r]);
+        sum[e] = hn::MulAdd(element, w[r], sum[e]);
+      }
+    }
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) hn::Store(dot[r], d, out + (r0 + r) * L);
+  };
+  size_t r = 0;
+  for (; r + 4 <= count; r += 4) block(r, std::integral_constant<int, 4>());
+  for (; r < count; ++r) block(r, std::integral_constant<int, 1>());
+  HWY_UNROLL(16)
+  for (int e = 0; e < E; ++e) hn::Store(sum[e], d, acc + e * L);
+}
+
+// DotAndAddRows over `count` rows and `dim` columns: out[r] = rows[r] .
+// packed (one vector per row) and acc[e] += sum_r rows[r][e] * weights[r].
+template <int G = 1>
+HWY_INLINE void DotAndAddAllRows(DF d, const float* const* rows, size_t count,
+                                 const float* packed, const float* weights, size_t dim,
+                                 float* out, float* acc) {
+  const size_t L = hn::Lanes(d);
+  if (dim == 0) {  // no columns: the dots are 0, as DotAllRows would have them
+    for (size_t r = 0; r < count; ++r) hn::Store(hn::Zero(d), d, out + r * L);
+  }
+  size_t e = 0;
+  for (; e + 8 <= dim; e += 8) {
+    DotAndAddRows<G, 8>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
+  for (; e + 4 <= dim; e += 4) {
+    DotAndAddRows<G, 4>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
+  for (; e < dim; ++e) {
+    DotAndAddRows<G, 1>(d, rows, count, packed + e * L, weights, e, e == 0, out, acc + e * L);
+  }
+}
+
 // out[i][c + v * L] += sum_l weights[i][l] * lane_rows[l][c + v * L] for R
 // rows i and V vectors v, over lanes l = lane0, lane0 + step, ...: rows of
 // the other side gain what those lanes add.
@@ -191,14 +262,76 @@ HWY_INLINE void AddLanesToAllRows(DF d, const float* weights, size_t n, const fl
   }
 }
 
+// dQ of a tile of a head group (lane t * kHeadBlock + k: token t, head k)
+// into rows regrouped by heads (element e of head k at e * kHeadBlock + k,
+// as Fp32Rows::prepare_grouped): out[i] + v * L += sum_t (dS of row i,
+// lanes of token t, repeated per 128-bit block) * lane_keys[t][v], over the
+// `blocks` vectors v of L / kHeadBlock elements each. Every lane adds to
+// every vector of a row, unlike one head's rows (AddLanesToAllRows with a
+// step), which gain 4 lanes per load and store. lane_keys: per token t,
+// `blocks` vectors: lane j * kHeadBlock + k is element v * L / kHeadBlock
+// + j of that token's head k.
+template <int VB>
+HWY_INLINE void AddGroupLanesToRows(DF d, const float* weights, size_t n,
+                                    const float* lane_keys, size_t blocks, size_t v0,
+                                    float* const* out) {
+  const size_t L = hn::Lanes(d), T = L / kHeadBlock;
+  constexpr size_t kMaxT = 4;  // tokens whose keys stay in registers
+  if (T <= kMaxT) {
+    VF keys[kMaxT][VB];
+    for (size_t t = 0; t < T; ++t) {
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) keys[t][v] = hn::Load(d, lane_keys + (t * blocks + v0 + v) * L);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      VF acc[VB];
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) acc[v] = hn::Load(d, out[i] + (v0 + v) * L);
+      for (size_t t = 0; t < T; ++t) {
+        const VF w = hn::LoadDup128(d, weights + i * L + t * kHeadBlock);
+        HWY_UNROLL(16)
+        for (int v = 0; v < VB; ++v) acc[v] = hn::MulAdd(w, keys[t][v], acc[v]);
+      }
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) hn::Store(acc[v], d, out[i] + (v0 + v) * L);
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {  // wide vectors: the keys from memory
+    for (int v = 0; v < VB; ++v) {
+      VF acc = hn::Load(d, out[i] + (v0 + v) * L);
+      for (size_t t = 0; t < T; ++t) {
+        acc = hn::MulAdd(hn::LoadDup128(d, weights + i * L + t * kHeadBlock),
+                         hn::Load(d, lane_keys + (t * blocks + v0 + v) * L), acc);
+      }
+      hn::Store(acc, d, out[i] + (v0 + v) * L);
+    }
+  }
+}
+
+// AddGroupLanesToRows over all `blocks` vectors, 4 at a time (16 key
+// vectors in registers on AVX-512).
+HWY_INLINE void AddGroupLanesToAllRows(DF d, const float* weights, size_t n,
+                                       const float* lane_keys, size_t blocks,
+                                       float* const* out) {
+  size_t v = 0;
+  for (; v + 4 <= blocks; v += 4) AddGroupLanesToRows<4>(d, weights, n, lane_keys, blocks, v, out);
+  for (; v < blocks; ++v) AddGroupLanesToRows<1>(d, weights, n, lane_keys, blocks, v, out);
+}
+
 // 2^x for x <= 0: 2^x = 2^n * 2^f with n = round(x), |f| <= 1/2, and 2^f
 // from a degree-5 polynomial fitted here for relative error (max 2.4e-7 in
 // fp32). x is clamped to -127, whose 2^n has exponent bits 0: exactly 0,
-// never a subnormal, so masked scores (kMasked) need no select.
+// never a subnormal, so masked scores (kMasked) need no select. n comes
+// from adding 1.5 * 2^23, which rounds to nearest even like Round and
+// leaves n in the low bits (ConvertTo's overflow fix-ups cost 4 more
+// operations per call, in the loops of every score).
 HWY_INLINE VF Exp2(DF d, VF x) {
   const hn::RebindToSigned<DF> di;
   const VF clamped = hn::Max(x, hn::Set(d, -127.0f));
-  const VF n = hn::Round(clamped);
+  const VF magic = hn::Set(d, 12582912.0f);  // 1.5 * 2^23
+  const VF shifted = hn::Add(clamped, magic);
+  const VF n = hn::Sub(shifted, magic);
   const VF f = hn::Sub(clamped, n);
   VF p = hn::Set(d, 0.0013276470126584172f);
   p = hn::MulAdd(p, f, hn::Set(d, 0.009675540961325169f));
@@ -206,7 +339,9 @@ HWY_INLINE VF Exp2(DF d, VF x) {
   p = hn::MulAdd(p, f, hn::Set(d, 0.24022120237350464f));
   p = hn::MulAdd(p, f, hn::Set(d, 0.6931469440460205f));
   p = hn::MulAdd(p, f, hn::Set(d, 1.0000001192092896f));
-  const auto exponent = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127)));
+  // The bits of `shifted` are those of magic plus n, and magic's shifted
+  // out by 23 places leave 0: what remains is (n + 127) << 23.
+  const auto exponent = hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, shifted), hn::Set(di, 127)));
   return hn::Mul(p, hn::BitCast(d, exponent));
 }
 

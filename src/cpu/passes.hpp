@@ -87,7 +87,10 @@ struct BackwardJob {
   float scale2 = 1.0f;
   bool fused = false;
   // Fused only: dQ / scale per query row, rows of dq_stride floats (the
-  // head dim rounded up to whole vectors).
+  // head dim rounded up to whole vectors). Key tiles of a head group write
+  // the 4 rows of the group's heads as one block regrouped by heads
+  // (element e of head k at e * kHeadBlock + k), which the write-out reads
+  // back; they never run with additional KV (best_tiling).
   // Zeroed by the delta pass (in parallel, uninitialized before), then
   // written by the key pass, one phase at a time.
   mutable hwy::AlignedFreeUniquePtr<float[]> dq;

@@ -126,9 +126,10 @@ HWY_INLINE void GatherStep(DF d, const TileWalk& w, const Step& step, const Fp32
 // Steps of one tile whose gathering TileSteps keeps for the next head.
 constexpr int kKeptSteps = 4;
 
-// Per-thread memory of TileSteps.
+// Per-thread memory of TileSteps: the walks of the current tile and of
+// the one before it.
 struct StepScratch {
-  TileWalk walk;
+  TileWalk walk[2];
   StepRows rows[kKeptSteps];
   AlignedFloats bias[kKeptSteps], axis_bias[kMaxSpatialRank];
 };
@@ -136,8 +137,10 @@ struct StepScratch {
 // The steps of the current tile, for every head that visits it in a row
 // (work items run heads innermost): the walk is kept, and so is the
 // gathering of a tile of up to kKeptSteps steps (small windows, where
-// gathering is a visible share of the work); a tile of more steps gathers
-// each step when it comes.
+// gathering is a visible share of the work), also for the next tile when
+// its walk is this one's moved (TileWalk::shifted_copy_of: then only the
+// rows' offsets move); a tile of more steps gathers each step when it
+// comes.
 class TileSteps {
  public:
   // `first` and `second` are the rows gathered (keys and values, or
@@ -157,12 +160,20 @@ class TileSteps {
   // Moves to `tile` unless it is the current one.
   void start(int64_t tile) {
     if (tile == tile_) return;
-    s_.walk.start(tiling_, tile, kStepTokens);
+    const TileWalk& previous = s_.walk[current_];
+    current_ ^= 1;
+    TileWalk& w = s_.walk[current_];
+    w.start(tiling_, tile, kStepTokens);
     tile_ = tile;
-    gathered_ = false;
+    int64_t shift[kMaxSpatialRank] = {0, 0, 0};
+    if (gathered_ && w.shifted_copy_of(previous, shift)) {
+      move_gathered(shift);
+    } else {
+      gathered_ = false;
+    }
   }
 
-  const TileWalk& walk() const { return s_.walk; }
+  const TileWalk& walk() const { return s_.walk[current_]; }
 
   // f(rows, bias) for every step of the tile, its rows aimed at batch b and
   // head h; bias is the step's mask bias, or nullptr for a clean step.
@@ -173,17 +184,18 @@ class TileSteps {
       rows.aim(first_, second_, b, h);
       f(static_cast<const StepRows&>(rows), rows.biased ? bias : nullptr);
     };
-    const int64_t steps = s_.walk.steps();
+    const TileWalk& w = walk();
+    const int64_t steps = w.steps();
     if (steps <= kKeptSteps) {
       if (!gathered_) {
         int i = 0;
-        for_each_step(s_.walk, [&](const Step& step) { gather(d, step, i++); });
+        for_each_step(w, [&](const Step& step) { gather(d, step, i++); });
         gathered_ = true;
       }
       for (int i = 0; i < steps; ++i) visit(s_.rows[i], bias_[i]);
       return;
     }
-    for_each_step(s_.walk, [&](const Step& step) {
+    for_each_step(w, [&](const Step& step) {
       gather(d, step, 0);
       visit(s_.rows[0], bias_[0]);
     });
@@ -191,7 +203,27 @@ class TileSteps {
 
  private:
   void gather(DF d, const Step& step, int i) {
-    GatherStep(d, s_.walk, step, first_, second_, token_stride_, axis_bias_, bias_[i], s_.rows[i]);
+    GatherStep(d, walk(), step, first_, second_, token_stride_, axis_bias_, bias_[i], s_.rows[i]);
+  }
+
+  // The kept steps' tokens moved by shift[a] along each axis a: their
+  // offsets in both tensors and their token indices; masks stay.
+  void move_gathered(const int64_t* shift) {
+    int64_t f = 0, s = 0, t = 0;
+    for (int a = 0; a < walk().rank(); ++a) {
+      f += shift[a] * first_.spatial_strides()[a];
+      s += shift[a] * second_.spatial_strides()[a];
+      if (token_stride_ != nullptr) t += shift[a] * token_stride_[a];
+    }
+    for (int64_t i = 0; i < walk().steps(); ++i) {
+      StepRows& rows = s_.rows[i];
+      for (size_t n = 0; n < rows.count; ++n) {
+        rows.first_at[n] += f;
+        rows.second_at[n] += s;
+      }
+      if (token_stride_ == nullptr) continue;
+      for (size_t n = 0; n < rows.count; ++n) rows.token[n] += t;
+    }
   }
 
   StepScratch& s_;
@@ -201,7 +233,8 @@ class TileSteps {
   float* bias_[kKeptSteps] = {};
   float* axis_bias_[kMaxSpatialRank] = {nullptr, nullptr, nullptr};
   int64_t tile_ = -1;
-  bool gathered_ = false;
+  int current_ = 0;        // which of s_.walk is this tile's
+  bool gathered_ = false;  // s_.rows hold this tile's steps
 };
 
 // f(b, h, tile) for work items [begin, end) of `tiles` tiles and `heads`

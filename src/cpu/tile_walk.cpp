@@ -176,6 +176,10 @@ void cut(window::Range u, int64_t cap, std::vector<Chunk>& out) {
   out.clear();
   if (u.empty()) return;
   const int64_t n = u.size();
+  if (n <= cap) {  // one chunk (small windows): no divisions, a visible cost per tile
+    out.push_back({u.lo, u.hi, false});
+    return;
+  }
   const int64_t pieces = (n + cap - 1) / cap;
   const int64_t size = (n + pieces - 1) / pieces;
   for (int64_t lo = u.lo; lo <= u.hi; lo += size) {
@@ -241,6 +245,30 @@ void TileWalk::start(const Tiling& tiling, int64_t tile, int64_t step_tokens) {
     }
     budget = std::max<int64_t>(1, budget / widest);
   }
+}
+
+bool TileWalk::shifted_copy_of(const TileWalk& other, int64_t* shift) const {
+  if (tiling_ != other.tiling_ || tiling_ == nullptr) return false;
+  for (int a = 0; a < rank_; ++a) {
+    const std::vector<Chunk>& mine = chunks_[a];
+    const std::vector<Chunk>& theirs = other.chunks_[a];
+    if (mine.empty() || mine.size() != theirs.size()) return false;
+    const int64_t delta = mine[0].lo - theirs[0].lo;  // in-group positions
+    for (size_t i = 0; i < mine.size(); ++i) {
+      if (mine[i].lo - theirs[i].lo != delta || mine[i].hi - theirs[i].hi != delta ||
+          mine[i].clean != theirs[i].clean) {
+        return false;
+      }
+    }
+    for (int l = 0; l < lanes_; ++l) {
+      if (reach_lo_[a][l] - other.reach_lo_[a][l] != delta ||
+          reach_hi_[a][l] - other.reach_hi_[a][l] != delta) {
+        return false;
+      }
+    }
+    shift[a] = index(a, mine[0].lo) - other.index(a, theirs[0].lo);
+  }
+  return true;
 }
 
 void TileWalk::lane_offsets(const int64_t* spatial_stride, int64_t* out) const {

@@ -117,6 +117,12 @@ class TileWalk {
   // out[l] = sum over axes of coord(a, l) * spatial_stride[a]: the spatial
   // part of lane l's element offset in a tensor with those strides.
   void lane_offsets(const int64_t* spatial_stride, int64_t* out) const;
+  // Whether this walk is `other` moved along the grid: a tile of the same
+  // tiling whose chunks, and every lane's reach, are other's shifted by one
+  // amount per axis (interior tiles of small windows), so its steps gather
+  // the same tokens, moved, with the same masks. shift[a]: how far, in
+  // absolute indices along axis a.
+  bool shifted_copy_of(const TileWalk& other, int64_t* shift) const;
   // The in-group range lane l reaches along axis a, as lane arrays.
   const int32_t* reach_lo(int a) const { return reach_lo_[a]; }
   const int32_t* reach_hi(int a) const { return reach_hi_[a]; }

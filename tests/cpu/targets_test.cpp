@@ -44,6 +44,14 @@ TEST(CpuTargets, EveryTargetMatchesTheReference) {
     p.extra_kv = 3;
     expect_all_passes(p, {DType::f32, DType::bf16}, harness::Layout::padded);
     expect_all_passes(problem({300}, {axis(140)}), {DType::f32});  // several steps
+    // Head groups (4 heads in one vector where lanes allow), with dQ fused
+    // into the key pass in regrouped rows; interior tiles reuse gathering.
+    Problem grouped = problem({20, 22}, {axis(7), axis(7)});
+    grouped.heads = grouped.kv_heads = 4;
+    grouped.batch = 2;
+    grouped.head_dim = 18;
+    grouped.head_dim_v = 13;
+    expect_all_passes(grouped, {DType::f32});
   }
   ::testing::Test::RecordProperty("targets", names);
 }

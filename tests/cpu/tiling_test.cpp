@@ -122,5 +122,29 @@ TEST(CpuTiling, GroupsHeadsWhereWindowsAreSmall) {
   EXPECT_EQ(cpu::best_tiling(line, 16, Looks::at_keys).head_group, 1);
 }
 
+// Interior tiles of a small window walk the same steps moved (their
+// gathering is reused, src/cpu/steps-inl.h); a tile whose windows are
+// pushed in by the border does not, nor one of another dilation group.
+TEST(CpuTiling, InteriorWalksAreShiftedCopies) {
+  for (const int64_t dilation : {1, 2}) {
+    const Problem p = problem({56, 56}, {axis(7, 1, dilation), axis(7, 1, dilation)});
+    const cpu::Tiling t = cpu::make_tiling(p, 16, Looks::at_keys);
+    const int64_t across = static_cast<int64_t>(t.spans[1].size());
+    cpu::TileWalk a, b;
+    int64_t shift[kMaxSpatialRank] = {};
+    a.start(t, 2 * across + 2, 256);  // interior tiles, one apart along axis 1
+    b.start(t, 2 * across + 3, 256);
+    ASSERT_TRUE(b.shifted_copy_of(a, shift));
+    EXPECT_EQ(shift[0], 0);
+    EXPECT_EQ(shift[1], t.extent[1] * dilation);
+    b.start(t, 3 * across + 2, 256);  // one tile down
+    ASSERT_TRUE(b.shifted_copy_of(a, shift));
+    EXPECT_EQ(shift[0], t.extent[0] * dilation);
+    EXPECT_EQ(shift[1], 0);
+    b.start(t, 2 * across, 256);  // at the border: windows pushed in
+    EXPECT_FALSE(b.shifted_copy_of(a, shift));
+  }
+}
+
 }  // namespace
 }  // namespace gna::cpu_test
