@@ -1,10 +1,10 @@
 // The library's one pool of CPU worker threads, shared by the reference and
 // the cpu backend. It starts on first use and stays, so a call costs a
 // wake-up rather than thread starts, and not even that within 50 us of the
-// previous call's end (workers spin that long before sleeping). Work goes out in chunks from an atomic
-// counter, so uneven items (borders, causal windows) balance; since every
-// item writes only its own outputs, results never depend on which thread ran
-// which item, nor on the thread count.
+// previous call's end (workers spin that long before sleeping). Work goes
+// out in chunks from an atomic counter, so uneven items (borders, causal
+// windows) balance; since every item writes only its own outputs, results
+// never depend on which thread ran which item, nor on the thread count.
 #pragma once
 
 #include <cstdint>
