@@ -172,6 +172,7 @@ void run_backward(const Problem& p, const BackwardArgs& args, const Options& opt
   params.scale = static_cast<float>(p.scale());
   params.scale_log2 = static_cast<float>(p.scale() * 1.4426950408889634);
   params.deterministic = options.deterministic ? 1 : 0;
+  params.dq_by_writer = params.deterministic;  // the writer warp adds in a fixed order
   params.order_of_cells = plan.order;
   params.dk = args.grad_key.data;
   params.dv = args.grad_value.data;

@@ -4,7 +4,10 @@
 // additional keys) of one (batch, kv head) and walks the query tiles that
 // see it (backward_walk.cuh), for every query head of the kv head's group.
 // dK and dV stay in registers for the whole walk; dQ is added into an fp32
-// scratch per step. With S^T, P^T, dP^T, dS^T (keys x queries) the key rows
+// scratch per step, staged for a writer warp, or at D <= 64 outside
+// deterministic mode by vector reductions straight from the consumers'
+// registers (BackwardConfig::kLeanConsumers). With S^T, P^T, dP^T, dS^T
+// (keys x queries) the key rows
 // are wgmma rows, so P^T and dS^T feed dV and dK from registers:
 //
 //   S^T  = K Q^T              (SS)      P^T  = exp2(S^T * scale log2e - lse2)
@@ -13,7 +16,8 @@
 //   dQ   = dS K               (SS, dS^T staged in shared memory, both WGs)
 //
 //   warpgroup 0  producer: warp 0 loads K and V once, then Q, dO, lse2 and
-//                delta of each step into a ring of stages (TMA, bulk copies);
+//                delta of each step into a ring of stages (TMA, bulk copies),
+//                for lean consumers with the step's query tile (StagedStep);
 //                warp 1 adds each step's staged dQ pieces into global memory
 //                (bulk reduce-add), in deterministic mode in a fixed order
 //   warpgroups 1, 2  consumers: 64 keys each
@@ -25,7 +29,7 @@
 //
 // Barriers, named for what they guard:
 //   kv_full         K and V of the CTA landed
-//   q_full[s]       Q and lse2 of stage s landed
+//   q_full[s]       Q and lse2 (and the StagedStep) of stage s landed
 //   do_full[s]      dO and delta of stage s landed
 //   stage_free[s]   all 256 consumer threads are done with stage s
 //   named kDsReady  both consumer warpgroups wrote this step's dS^T
@@ -54,6 +58,16 @@ constexpr int kDqFull = 2;   // + consumer warpgroup
 constexpr int kDqFree = 4;   // + consumer warpgroup
 constexpr int kWriterAndGroup = 128 + 32;
 
+// What lean consumers need of a step, resolved once by the producer and
+// handed over with the stage's Q (written before q_full's arrival, which
+// releases it): the walk's state then stays out of the consumers' registers.
+struct StagedStep {
+  int32_t first[3];   // in-group position of the query tile's first query
+  int32_t row_block;  // the dQ scratch rows it adds into
+  int32_t full;       // no element mask needed
+  int32_t unused[3];
+};
+
 template <class Config>
 struct BackwardSmem {
   uint8_t* base;
@@ -70,6 +84,12 @@ struct BackwardSmem {
   }
   __device__ float* delta(int s) const {
     return reinterpret_cast<float*>(base + Config::kDeltaOffset + s * Config::kRowStatBytes);
+  }
+  __device__ StagedStep* step(int s) const {
+    return reinterpret_cast<StagedStep*>(base + Config::kStepOffset + s * Config::kStepBytes);
+  }
+  __device__ int32_t* key_rows() const {
+    return reinterpret_cast<int32_t*>(base + Config::kKeyRowsOffset);
   }
   __device__ uint64_t* bar(int i) const {
     return reinterpret_cast<uint64_t*>(base + Config::kBarrierOffset) + i;
@@ -120,6 +140,13 @@ __device__ void load_tiles(const BackwardParams& p, const BackwardMaps& maps,
 #pragma unroll
     for (int a = 0; a < 3; ++a) x[a] = absolute(p.axis[a], st.group[a], st.first[a]);
     const int64_t stats = static_cast<int64_t>(st.row_block) * Config::kBlockM;
+    if constexpr (Config::kLeanConsumers) {
+      StagedStep* staged = smem.step(s);
+#pragma unroll
+      for (int a = 0; a < 3; ++a) staged->first[a] = st.first[a];
+      staged->row_block = st.row_block;
+      staged->full = st.full;
+    }
     mbar_arrive_expect_tx(smem.q_full(s), Config::kQBytes + Config::kRowStatBytes);
     load_box<Config>(&maps.q, p.q_coords, smem.q_full(s), smem.q(s), Config::kBlockM, extent0, d0,
                      p.q_split_log2, x[0], x[1], x[2], st.head, mb);
@@ -226,10 +253,38 @@ __device__ __forceinline__ KeyRows key_rows(const BackwardParams& p, const KvCta
   return k;
 }
 
+// Lean consumers: each thread's KeyRows wait in shared memory, word-major (word w
+// of thread t at w * 256 + t: a warp's loads hit 32 banks). Only masked
+// steps and the epilogue read them, and the 12 registers they would hold
+// through the step loop are the ones its busiest point lacks.
+__device__ __forceinline__ void save_key_rows(int32_t* table, int t, const KeyRows& k) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int a = 0; a < 3; ++a) {
+      table[(6 * i + a) * 256 + t] = k.qlo[i][a];
+      table[(6 * i + 3 + a) * 256 + t] = k.qhi[i][a];
+    }
+  }
+}
+
+__device__ __forceinline__ KeyRows load_key_rows(const int32_t* table, int t) {
+  KeyRows k;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int a = 0; a < 3; ++a) {
+      k.qlo[i][a] = table[(6 * i + a) * 256 + t];
+      k.qhi[i][a] = table[(6 * i + 3 + a) * 256 + t];
+    }
+  }
+  return k;
+}
+
 // Sets S^T entries of (key, query) pairs that are not visible to -inf. Query
 // col c of the tile is position first + (c >> shifts) per axis.
-template <int kM>
-__device__ __forceinline__ void mask_scores(const BackwardParams& p, const Step& st,
+template <int kM, class StepT>
+__device__ __forceinline__ void mask_scores(const BackwardParams& p, const StepT& st,
                                             const KeyRows& k, int lane, float (&s)[kM / 2]) {
 #pragma unroll
   for (int j = 0; j < kM / 8; ++j) {
@@ -331,12 +386,25 @@ __device__ __forceinline__ void issue_scores(uint64_t* landed, uint32_t rows, ui
   issue_transposed_scores<Config>(rows, smem_addr(stage), acc);
 }
 
-// Hands this warpgroup's finished dQ piece to the writer warp, float4 per
-// thread and register group: piece float (4 * (g * 128 + thread) + e) is
-// dq[4g + e].
+// Hands this warpgroup's finished dQ piece of query tile `row_block` on,
+// float4 per thread and register group (piece float 4 * (g * 128 + thread) +
+// e is dq[4g + e]): to the writer warp through shared memory, or (lean
+// consumers outside deterministic mode) straight into the fp32 scratch as
+// vector reductions, which spares the staging barriers and the round trip.
 template <class Config>
-__device__ __forceinline__ void stage_dq(const BackwardSmem<Config>& smem, int consumer, int thread,
-                                         const float (&dq)[Config::kDqCols / 2]) {
+__device__ __forceinline__ void hand_on_dq(const BackwardParams& p, const BackwardSmem<Config>& smem,
+                                           int consumer, int thread, int32_t row_block,
+                                           const float (&dq)[Config::kDqCols / 2]) {
+  if (Config::kLeanConsumers && !p.dq_by_writer) {
+    float4* piece = reinterpret_cast<float4*>(
+        p.dq + (static_cast<int64_t>(row_block) * 2 + consumer) * Config::kDqPieceFloats);
+#pragma unroll
+    for (int g = 0; g < Config::kDqCols / 8; ++g) {
+      atomicAdd(piece + g * 128 + thread,
+                make_float4(dq[4 * g], dq[4 * g + 1], dq[4 * g + 2], dq[4 * g + 3]));
+    }
+    return;
+  }
   named_barrier_sync(kDqFree + consumer, kWriterAndGroup);
   float4* staged = reinterpret_cast<float4*>(smem.dq(consumer));
 #pragma unroll
@@ -363,7 +431,13 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
   const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
   const int row0 = consumer * 64 + warp * 16 + lane / 4;  // key row in the CTA's tile
   const int rows[2] = {row0, row0 + 8};
-  const KeyRows keys = key_rows(p, c, rows);
+  const int key_thread = consumer * 128 + thread;
+  const KeyRows own_keys = key_rows(p, c, rows);
+  if constexpr (Config::kLeanConsumers) save_key_rows(smem.key_rows(), key_thread, own_keys);
+  auto keys = [&]() -> KeyRows {
+    if constexpr (Config::kLeanConsumers) return load_key_rows(smem.key_rows(), key_thread);
+    else return own_keys;
+  };
 
   float dk[kD / 2], dv[kD / 2];
 #pragma unroll
@@ -393,7 +467,8 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
   };
 
   mbar_wait(smem.kv_full(), 0);
-  Step step = step_of(p, c, kv_head, batch, 0);
+  Step walk = step_of(p, c, kv_head, batch, 0);  // unless lean: the step staged with Q
+  int32_t dq_block = 0;  // query tile of the dQ piece in hand
   for (int32_t i = 0; i < c.steps; ++i) {
     const int s = i % kStages;
 
@@ -403,7 +478,7 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
       issue_scores<Config>(smem.q_full(s), k_rows, smem.q(s), i, st);
       gmma_wait<1>();
       fence_registers(dq);
-      if (i > 0) stage_dq<Config>(smem, consumer, thread, dq);
+      if (i > 0) hand_on_dq<Config>(p, smem, consumer, thread, dq_block, dq);
     } else {
       issue_scores<Config>(smem.q_full(s), k_rows, smem.q(s), i, st);
     }
@@ -412,7 +487,13 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     // P^T = exp2(S^T scale log2e - lse2), while dP^T runs.
     gmma_wait<1>();
     fence_registers(st);
-    if (!step.full) mask_scores<kM>(p, step, keys, lane, st);
+    if constexpr (Config::kLeanConsumers) {
+      const StagedStep& step = *smem.step(s);  // visible since q_full (s)
+      if (!step.full) mask_scores<kM>(p, step, keys(), lane, st);
+      dq_block = step.row_block;
+    } else {
+      if (!walk.full) mask_scores<kM>(p, walk, keys(), lane, st);
+    }
     const float* lse2 = smem.lse2(s);
     const float* delta = smem.delta(s);
 #pragma unroll
@@ -451,7 +532,9 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     gmma_commit();
     stage_ds<kM>(smem.ds(i % 2), row0, lane, dsa);
     fence_async_shared();
-    if (i + 1 < c.steps) step = next_step(p, c, kv_head, batch, i, step);
+    if constexpr (!Config::kLeanConsumers) {
+      if (i + 1 < c.steps) walk = next_step(p, c, kv_head, batch, i, walk);
+    }
     named_barrier_sync(kDsReady, 256);
     if constexpr (!kCarryDq) issue_dq(i);
     gmma_wait<0>();
@@ -462,17 +545,18 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
     // then ordered before the producer's next load into the stage, in the
     // hardware and in racecheck's model alike.
     mbar_arrive(smem.stage_free(s));
-    if constexpr (!kCarryDq) stage_dq<Config>(smem, consumer, thread, dq);
+    if constexpr (!kCarryDq) hand_on_dq<Config>(p, smem, consumer, thread, dq_block, dq);
   }
   if (kCarryDq && c.steps > 0) {
     issue_dq(c.steps - 1);
     gmma_wait<0>();
     fence_registers(dq);
-    stage_dq<Config>(smem, consumer, thread, dq);
+    hand_on_dq<Config>(p, smem, consumer, thread, dq_block, dq);
   }
 
   // Epilogue: dK (scaled) and dV of the keys that exist, or the additional
   // keys' partial sums of this split.
+  const KeyRows final_keys = keys();
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int row = rows[i];
@@ -491,7 +575,7 @@ __device__ void consume(const BackwardParams& p, const BackwardSmem<Config>& sme
       }
       continue;
     }
-    if (keys.qlo[i][0] > keys.qhi[i][0]) continue;  // past the group: no such key
+    if (final_keys.qlo[i][0] > final_keys.qhi[i][0]) continue;  // past the group: no such key
     int64_t k_off = batch * p.dk_stride[0] + kv_head * p.dk_stride[4];
     int64_t v_off = batch * p.dv_stride[0] + kv_head * p.dv_stride[4];
     int32_t pos[3];
@@ -539,7 +623,7 @@ __global__ void __launch_bounds__(Config::kThreads, 1)
     registers_release<Config::kProducerRegisters>();
     const int warp = threadIdx.x / 32;
     if (threadIdx.x == 0) load_tiles<Config>(p, maps, smem, c, kv_head, batch);
-    if (warp == 1) write_dq<Config>(p, smem, c, kv_head, batch);
+    if (warp == 1 && (!Config::kLeanConsumers || p.dq_by_writer)) write_dq<Config>(p, smem, c, kv_head, batch);
   } else {
     registers_claim<Config::kConsumerRegisters>();
     // Through a shuffle, the compiler knows the warpgroup index is uniform

@@ -59,6 +59,7 @@ struct BackwardParams {
   float scale_log2 = 1.0f;     // softmax scale * log2(e)
   float scale = 1.0f;
   int32_t deterministic = 0;
+  int32_t dq_by_writer = 1;    // lean consumers (config.hpp) stage dQ for the writer warp
   int32_t batch_base = 0;      // batch of blockIdx.z == 0 (one launch per batch)
   int32_t maps_per_batch = 0;  // tensor maps cover one batch element
   MapCoords q_coords, do_coords, k_coords, v_coords, extra_k_coords, extra_v_coords;

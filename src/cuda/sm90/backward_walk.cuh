@@ -1,6 +1,7 @@
 // Which keys a backward CTA owns and which query tiles it walks, in the
-// in-group coordinates of src/core/window.hpp. Producer, consumers and the
-// dQ writer of one CTA derive the same step sequence from this.
+// in-group coordinates of src/core/window.hpp. Producer, consumers and dQ
+// writer of one CTA derive the same step sequence from this (at D <= 64 the
+// consumers read each step as the producer staged it instead).
 //
 // Neighborhood CTAs own one KV tile of one dilation group and walk, for each
 // query head of their kv head's group, the box of query tiles that see it

@@ -70,11 +70,23 @@ struct BackwardConfig {
   // Each warpgroup's piece is 64 x kDqCols fp32, half of the tile's dQ.
   static constexpr int kDqCols = kHeadDim == 128 ? 64 : kHeadDim;
   static constexpr int kDqPieceFloats = 64 * kDqCols;
+  // At D <= 64 (128-query steps, wide S^T and dP^T) the consumers' step
+  // loop is short of registers. There the producer stages each step's query
+  // tile (StagedStep), each thread's KeyRows wait in shared memory, and the
+  // consumers add their dQ pieces into the scratch themselves (vector
+  // reductions from registers, no staging): 7-10% on the backward. At
+  // D = 128 the same costs 2-4%: the consumers walk the steps themselves,
+  // keep KeyRows in registers and stage dQ for the writer warp (bench/NOTES.md,
+  // backward v1.7). Deterministic mode always stages dQ for the writer.
+  static constexpr bool kLeanConsumers = kHeadDim < 128;
   static constexpr int kKvBytes = kBlockN * kHeadDim * 2;
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;  // also dO
   static constexpr int kDsBytes = kBlockN * kBlockM * 2;  // [M / 64][keys][64 queries]
   static constexpr int kDqBytes = kDqPieceFloats * 4;
   static constexpr int kRowStatBytes = kBlockM * 4;       // LSE or delta of one query tile
+  // Lean consumers only: each consumer thread's KeyRows, a StagedStep per stage.
+  static constexpr int kKeyRowsBytes = kLeanConsumers ? 256 * 12 * 4 : 0;
+  static constexpr int kStepBytes = kLeanConsumers ? 32 : 0;
   // Tiles first (1024-byte aligned for the swizzle), row stats and barriers after.
   static constexpr int kKOffset = 0;
   static constexpr int kVOffset = kKOffset + kKvBytes;
@@ -84,7 +96,9 @@ struct BackwardConfig {
   static constexpr int kDqOffset = kDsOffset + 2 * kDsBytes;
   static constexpr int kLseOffset = kDqOffset + 2 * kDqBytes;
   static constexpr int kDeltaOffset = kLseOffset + kStages * kRowStatBytes;
-  static constexpr int kBarrierOffset = kDeltaOffset + kStages * kRowStatBytes;
+  static constexpr int kKeyRowsOffset = kDeltaOffset + kStages * kRowStatBytes;
+  static constexpr int kStepOffset = kKeyRowsOffset + kKeyRowsBytes;
+  static constexpr int kBarrierOffset = kStepOffset + kStages * kStepBytes;
   static constexpr int kBarriers = 1 + 3 * kStages;
   static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;  // + alignment slack
   static_assert(kSmemBytes <= 227 * 1024, "backward tiles exceed shared memory");
