@@ -133,7 +133,8 @@ class QueryTile {
     hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
     const TileWalk& w = steps_.walk();
     if (w.head_group() == kHeadBlock) {
-      write_group_rows(inv);
+      WriteGroupLanes(d_, w, acc_, group_stride_, static_cast<size_t>(p_.head_dim_v), inv,
+                      args.output, b_, h_, staged_);
     } else {
       WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_,
                  staged_, spare_);
@@ -151,34 +152,6 @@ class QueryTile {
     for (size_t l = 0; l < L; ++l) {
       if (w.valid(static_cast<int>(l))) {
         out[offset[l] + static_cast<int64_t>(l % g) * head_stride] = lse_lanes[l];
-      }
-    }
-  }
-
-  // O of a head group's tile (acc_ a row per token, regrouped by heads)
-  // times inv per lane into the output: per token, its heads' rows.
-  void write_group_rows(const float* inv) {
-    const TileWalk& w = steps_.walk();
-    const TensorView& t = job_.args->output;
-    const size_t L = hn::Lanes(d_), Dv = static_cast<size_t>(p_.head_dim_v);
-    const bool direct = t.dtype == DType::f32 && t.stride[t.ndim - 1] == 1;
-    int64_t offset[kMaxLanes];
-    w.lane_offsets(t.stride + 1, offset);
-    const int64_t head_stride = t.stride[p_.rank() + 1];
-    const int64_t origin = b_ * t.stride[0] + h_ * head_stride;
-    for (size_t token = 0; token < L / kHeadBlock; ++token) {
-      const size_t l0 = token * kHeadBlock;
-      if (!w.valid(static_cast<int>(l0))) continue;
-      int64_t at[kHeadBlock];
-      float* rows[kHeadBlock];
-      for (size_t k = 0; k < kHeadBlock; ++k) {
-        at[k] = origin + offset[l0 + k] + static_cast<int64_t>(k) * head_stride;
-        rows[k] = direct ? static_cast<float*>(t.data) + at[k] : staged_ + k * Dv;
-      }
-      DeinterleaveHeads(acc_ + token * group_stride_, Dv, inv + l0, rows);
-      if (direct) continue;
-      for (size_t k = 0; k < kHeadBlock; ++k) {
-        store_row(t, at[k], rows[k], 1, static_cast<int64_t>(Dv), 1.0f);
       }
     }
   }
