@@ -48,7 +48,10 @@ class KeyGradTile {
     value_size_ = Dv * L;
     key_ = s.key.reserve(key_size_);
     value_ = s.value.reserve(value_size_);
-    grad_key_ = s.grad_key.reserve(key_size_);
+    // Head groups: dK a row per token regrouped by heads (AddRowsToGroupLanes).
+    group_stride_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim) * kHeadBlock, L);
+    grad_key_size_ = std::max(key_size_, L / kHeadBlock * group_stride_);
+    grad_key_ = s.grad_key.reserve(grad_key_size_);
     grad_value_ = s.grad_value.reserve(value_size_);
     staged_ = s.staged.reserve(static_cast<size_t>(std::max(p_.head_dim, p_.head_dim_v)) * L);
     spare_ = s.spare.reserve(L * L);
@@ -85,8 +88,13 @@ class KeyGradTile {
     const BackwardArgs& args = *job_.args;
     const int64_t hk_out = first_kv;
     FillLanes(d_, static_cast<float>(p_.scale()), lanes_);
-    WriteLanes(d_, w, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_key, b,
-               hk_out, staged_, spare_);
+    if (group_ > 1) {
+      WriteGroupLanes(d_, w, grad_key_, group_stride_, static_cast<size_t>(p_.head_dim), lanes_,
+                      args.grad_key, b, hk_out, staged_);
+    } else {
+      WriteLanes(d_, w, grad_key_, static_cast<size_t>(p_.head_dim), lanes_, args.grad_key, b,
+                 hk_out, staged_, spare_);
+    }
     FillLanes(d_, 1.0f, lanes_);
     WriteLanes(d_, w, grad_value_, static_cast<size_t>(p_.head_dim_v), lanes_, args.grad_value,
                b, hk_out, staged_, spare_);
@@ -175,7 +183,7 @@ class KeyGradTile {
   void start(const float* const* key_rows, const float* const* value_rows) {
     PackRows(d_, key_rows, static_cast<size_t>(p_.head_dim), job_.scale2, key_, spare_);
     PackRows(d_, value_rows, static_cast<size_t>(p_.head_dim_v), 1.0f, value_, spare_);
-    std::fill(grad_key_, grad_key_ + key_size_, 0.0f);
+    std::fill(grad_key_, grad_key_ + grad_key_size_, 0.0f);
     std::fill(grad_value_, grad_value_ + value_size_, 0.0f);
   }
 
@@ -209,7 +217,11 @@ class KeyGradTile {
       const VF grad = hn::Sub(hn::Load(d_, grad_scores_ + i * L), delta);
       hn::Store(hn::Mul(hn::Load(d_, scores_ + i * L), grad), d_, grad_scores_ + i * L);
     }
-    AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
+    if constexpr (G == 1) {
+      AddAllRows<G>(d_, rows.first, n, grad_scores_, D, grad_key_);
+    } else {
+      AddAllRowsToGroupLanes(d_, rows.first, n, grad_scores_, D, group_stride_, grad_key_);
+    }
     if (adds_to_queries_) {  // dQ / scale += dS K, rows owned by this block
       float* out[kStepTokens];
       if constexpr (G > 1) {  // the group's rows, regrouped by heads
@@ -233,7 +245,7 @@ class KeyGradTile {
   TileSteps steps_;
   float *key_, *value_, *grad_key_, *grad_value_, *staged_, *spare_, *scores_, *grad_scores_,
       *lane_keys_, *lanes_;
-  size_t key_size_ = 0, value_size_ = 0;
+  size_t key_size_ = 0, value_size_ = 0, grad_key_size_ = 0, group_stride_ = 0;
   bool adds_to_queries_ = false;
 };
 

@@ -188,29 +188,10 @@ void DeltaItems(BackwardJob& job, int64_t begin, int64_t end) {
 }
 
 // out[k][e] = scale * in[e * kHeadBlock + k] for e < dim: a block of dQ
-// regrouped by heads back into its heads' rows, 4 x 4 blocks transposed in
-// 128-bit vectors (the inverse of InterleaveRows, src/cpu/forward.cpp).
+// regrouped by heads back into its heads' rows.
 void DeinterleaveRows(const float* in, int64_t dim, float scale, float* const* out) {
-  static_assert(kHeadBlock == 4, "one 128-bit vector per element");
-  int64_t e = 0;
-#if HWY_TARGET != HWY_SCALAR
-  const hn::Full128<float> d;
-  const auto s = hn::Set(d, scale);
-  for (; e + 4 <= dim; e += 4) {
-    const float* from = in + e * kHeadBlock;
-    const auto v0 = hn::LoadU(d, from), v1 = hn::LoadU(d, from + 4);
-    const auto v2 = hn::LoadU(d, from + 8), v3 = hn::LoadU(d, from + 12);
-    const auto lo01 = hn::InterleaveLower(d, v0, v1), lo23 = hn::InterleaveLower(d, v2, v3);
-    const auto hi01 = hn::InterleaveUpper(d, v0, v1), hi23 = hn::InterleaveUpper(d, v2, v3);
-    hn::StoreU(hn::Mul(hn::ConcatLowerLower(d, lo23, lo01), s), d, out[0] + e);
-    hn::StoreU(hn::Mul(hn::ConcatUpperUpper(d, lo23, lo01), s), d, out[1] + e);
-    hn::StoreU(hn::Mul(hn::ConcatLowerLower(d, hi23, hi01), s), d, out[2] + e);
-    hn::StoreU(hn::Mul(hn::ConcatUpperUpper(d, hi23, hi01), s), d, out[3] + e);
-  }
-#endif
-  for (; e < dim; ++e) {
-    for (int k = 0; k < kHeadBlock; ++k) out[k][e] = scale * in[e * kHeadBlock + k];
-  }
+  const float head_scale[kHeadBlock] = {scale, scale, scale, scale};
+  DeinterleaveHeads(in, static_cast<size_t>(dim), head_scale, out);
 }
 
 void QueryGradItems(const BackwardJob& job, int64_t begin, int64_t end) {

@@ -40,6 +40,9 @@ class QueryTile {
     const size_t L = hn::Lanes(d_);
     // Packed rows come in whole L x L blocks: room for the dims rounded up.
     acc_size_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v), L) * L;
+    // Head groups: one row per token regrouped by heads (AddRowsToGroupLanes).
+    group_stride_ = hwy::RoundUpTo(static_cast<size_t>(p_.head_dim_v) * kHeadBlock, L);
+    acc_size_ = std::max(acc_size_, L / kHeadBlock * group_stride_);
     packed_ = s.packed.reserve(hwy::RoundUpTo(static_cast<size_t>(p_.head_dim), L) * L);
     acc_ = s.acc.reserve(acc_size_);
     staged_ = s.staged.reserve(static_cast<size_t>(p_.head_dim_v) * L);
@@ -99,11 +102,26 @@ class QueryTile {
     // Nothing to rescale before the first step (acc is 0), nor where no
     // lane's maximum moved.
     if (!fresh_ && !hn::AllTrue(d_, hn::Eq(rescale, hn::Set(d_, 1.0f)))) {
-      for (size_t e = 0; e < Dv; ++e) {
-        hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
+      if constexpr (G == 1) {
+        for (size_t e = 0; e < Dv; ++e) {
+          hn::Store(hn::Mul(hn::Load(d_, acc_ + e * L), rescale), d_, acc_ + e * L);
+        }
+      } else {  // token t's row gains its heads' lanes t * kHeadBlock..
+        hn::Store(rescale, d_, lanes_);
+        for (size_t t = 0; t < L / kHeadBlock; ++t) {
+          const VF r = hn::LoadDup128(d_, lanes_ + t * kHeadBlock);
+          float* row = acc_ + t * group_stride_;
+          for (size_t v = 0; v < group_stride_; v += L) {
+            hn::Store(hn::Mul(hn::Load(d_, row + v), r), d_, row + v);
+          }
+        }
       }
     }
-    AddAllRows<G>(d_, rows.second, n, scores_, Dv, acc_);
+    if constexpr (G == 1) {
+      AddAllRows<G>(d_, rows.second, n, scores_, Dv, acc_);
+    } else {
+      AddAllRowsToGroupLanes(d_, rows.second, n, scores_, Dv, group_stride_, acc_);
+    }
     fresh_ = false;
   }
 
@@ -114,8 +132,13 @@ class QueryTile {
     float *lse_lanes = lanes_, *inv = lanes_ + L;
     hn::Store(hn::Div(hn::Set(d_, 1.0f), sum_), d_, inv);
     const TileWalk& w = steps_.walk();
-    WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_, staged_,
-               spare_);
+    if (w.head_group() == kHeadBlock) {
+      WriteGroupLanes(d_, w, acc_, group_stride_, static_cast<size_t>(p_.head_dim_v), inv,
+                      args.output, b_, h_, staged_);
+    } else {
+      WriteLanes(d_, w, acc_, static_cast<size_t>(p_.head_dim_v), inv, args.output, b_, h_,
+                 staged_, spare_);
+    }
     if (!args.lse.defined()) return;
     // Vector log2 (contrib/math, 2 ulp): scalar calls per lane were a
     // visible cost per tile.
@@ -139,7 +162,7 @@ class QueryTile {
   ForwardScratch& s_;
   TileSteps steps_;
   float *packed_, *acc_, *staged_, *spare_, *scores_, *lanes_;
-  size_t acc_size_ = 0;
+  size_t acc_size_ = 0, group_stride_ = 0;
   int64_t b_ = 0, h_ = 0, hk_ = 0;
   VF max_, sum_;
   bool fresh_ = true;  // no step attended yet: acc is all 0

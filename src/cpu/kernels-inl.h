@@ -125,6 +125,83 @@ HWY_INLINE void AddAllRows(DF d, const float* const* rows, size_t count, const f
   for (; e < dim; ++e) AddRows<G, 1>(d, rows, count, weights, e, acc + e * L);
 }
 
+// P V for a tile of a head group with the accumulator regrouped by heads
+// (token t's row: element e of head k at e * kHeadBlock + k, rows of
+// `stride` floats, whole vectors): acc[t] + v * L += sum_n (weights of row
+// n, lanes of token t, repeated per 128-bit block) * rows[n] + v * L, for
+// the VB vectors from v0 on of rows regrouped by heads. kTail: the last of
+// them passes the rows' end (row_floats) and is read zero-padded. Each
+// vector of a row feeds one FMA per token and each 128-bit broadcast VB
+// FMAs: ~0.5 loads per FMA, where AddRows needs one broadcast per FMA.
+template <int VB, bool kTail>
+HWY_INLINE void AddRowsToGroupLanes(DF d, const float* const* rows, size_t count,
+                                    const float* weights, size_t row_floats, size_t v0,
+                                    size_t stride, float* acc) {
+  const size_t L = hn::Lanes(d), T = L / kHeadBlock;
+  constexpr size_t kMaxT = 4;  // tokens whose accumulators stay in registers
+  auto load_row = [&](const float* row, int v) {  // row: the rows' vector v0
+    if (!kTail || v + 1 < VB) return hn::LoadU(d, row + v * L);
+    HWY_ALIGN float part[kMaxLanes] = {};  // the row's end, zero-padded
+    const size_t at = (v0 + static_cast<size_t>(v)) * L;
+    for (size_t i = at; i < row_floats; ++i) part[i - at] = row[v * L + i - at];
+    return hn::Load(d, part);
+  };
+  if (T > kMaxT) {  // wide vectors: one accumulator at a time
+    for (size_t t = 0; t < T; ++t) {
+      for (int v = 0; v < VB; ++v) {
+        float* out = acc + t * stride + (v0 + v) * L;
+        VF sum = hn::Load(d, out);
+        for (size_t n = 0; n < count; ++n) {
+          sum = hn::MulAdd(hn::LoadDup128(d, weights + n * L + t * kHeadBlock),
+                           load_row(rows[n] + v0 * L, v), sum);
+        }
+        hn::Store(sum, d, out);
+      }
+    }
+    return;
+  }
+  VF sum[kMaxT][VB];
+  for (size_t t = 0; t < T; ++t) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < VB; ++v) sum[t][v] = hn::Load(d, acc + t * stride + (v0 + v) * L);
+  }
+  for (size_t n = 0; n < count; ++n) {
+    const float* from = rows[n] + v0 * L;  // then constant offsets: no index registers
+    VF row[VB];
+    HWY_UNROLL(16)
+    for (int v = 0; v < VB; ++v) row[v] = load_row(from, v);
+    for (size_t t = 0; t < T; ++t) {
+      const VF w = hn::LoadDup128(d, weights + n * L + t * kHeadBlock);
+      HWY_UNROLL(16)
+      for (int v = 0; v < VB; ++v) sum[t][v] = hn::MulAdd(w, row[v], sum[t][v]);
+    }
+  }
+  for (size_t t = 0; t < T; ++t) {
+    HWY_UNROLL(16)
+    for (int v = 0; v < VB; ++v) hn::Store(sum[t][v], d, acc + t * stride + (v0 + v) * L);
+  }
+}
+
+// AddRowsToGroupLanes over all `stride / L` vectors of rows of `dim`
+// elements, 4 at a time (4 tokens x 4 vectors of accumulators in registers
+// on AVX-512).
+HWY_INLINE void AddAllRowsToGroupLanes(DF d, const float* const* rows, size_t count,
+                                       const float* weights, size_t dim, size_t stride,
+                                       float* acc) {
+  const size_t L = hn::Lanes(d), row_floats = dim * kHeadBlock;
+  const size_t whole = row_floats / L, vectors = stride / L;
+  size_t v = 0;
+  for (; v + 4 <= whole; v += 4) {
+    AddRowsToGroupLanes<4, false>(d, rows, count, weights, row_floats, v, stride, acc);
+  }
+  for (; v < whole; ++v) {
+    AddRowsToGroupLanes<1, false>(d, rows, count, weights, row_floats, v, stride, acc);
+  }
+  if (v < vectors) {
+    AddRowsToGroupLanes<1, true>(d, rows, count, weights, row_floats, v, stride, acc);
+  }
+}
+
 // DotRows (no bias) and AddRows over the same rows at once, for `count`
 // rows and E columns from col on: out[r] += sum_e rows[r][col + e] *
 // packed[e] and acc[e] += sum_r rows[r][col + e] * weights[r]. Each
@@ -317,6 +394,34 @@ HWY_INLINE void AddGroupLanesToAllRows(DF d, const float* weights, size_t n,
   size_t v = 0;
   for (; v + 4 <= blocks; v += 4) AddGroupLanesToRows<4>(d, weights, n, lane_keys, blocks, v, out);
   for (; v < blocks; ++v) AddGroupLanesToRows<1>(d, weights, n, lane_keys, blocks, v, out);
+}
+
+// out[k][e] = head_scale[k] * in[e * kHeadBlock + k] for e < dim and k <
+// kHeadBlock: rows regrouped by heads back into their heads' rows, 4 x 4
+// blocks transposed in 128-bit vectors (the inverse of InterleaveRows,
+// src/cpu/forward.cpp).
+HWY_INLINE void DeinterleaveHeads(const float* in, size_t dim, const float* head_scale,
+                                  float* const* out) {
+  static_assert(kHeadBlock == 4, "one 128-bit vector per element");
+  size_t e = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Full128<float> d;
+  const auto s = hn::LoadU(d, head_scale);
+  for (; e + 4 <= dim; e += 4) {
+    const float* from = in + e * kHeadBlock;
+    const auto v0 = hn::Mul(hn::LoadU(d, from), s), v1 = hn::Mul(hn::LoadU(d, from + 4), s);
+    const auto v2 = hn::Mul(hn::LoadU(d, from + 8), s), v3 = hn::Mul(hn::LoadU(d, from + 12), s);
+    const auto lo01 = hn::InterleaveLower(d, v0, v1), lo23 = hn::InterleaveLower(d, v2, v3);
+    const auto hi01 = hn::InterleaveUpper(d, v0, v1), hi23 = hn::InterleaveUpper(d, v2, v3);
+    hn::StoreU(hn::ConcatLowerLower(d, lo23, lo01), d, out[0] + e);
+    hn::StoreU(hn::ConcatUpperUpper(d, lo23, lo01), d, out[1] + e);
+    hn::StoreU(hn::ConcatLowerLower(d, hi23, hi01), d, out[2] + e);
+    hn::StoreU(hn::ConcatUpperUpper(d, hi23, hi01), d, out[3] + e);
+  }
+#endif
+  for (; e < dim; ++e) {
+    for (int k = 0; k < kHeadBlock; ++k) out[k][e] = head_scale[k] * in[e * kHeadBlock + k];
+  }
 }
 
 // 2^x for x <= 0: 2^x = 2^n * 2^f with n = round(x), |f| <= 1/2, and 2^f

@@ -8,7 +8,10 @@
 // Small windows waste most lanes of such a box, so there a tile is a box
 // of a quarter of the tokens times 4 heads (best_tiling: 2x2 tokens x 4
 // heads reach 8x8 keys of a 7x7 window, not 10x10), and the broadcast side
-// is read from rows regrouped by heads (Fp32Rows::prepare_grouped).
+// is read from rows regrouped by heads (Fp32Rows::prepare_grouped); their
+// P V (and the key pass's dK) accumulate a row per token regrouped the
+// same way instead (AddRowsToGroupLanes: one 128-bit broadcast of a
+// token's 4 heads feeds 4 FMAs), transposed back when written.
 // A tile walks only the tokens its windows reach, in steps (boxes of
 // chunks, src/cpu/tile_walk.hpp, the simulator's per-axis tile maps), with
 // FlashAttention's online softmax; a step that is not clean adds a mask

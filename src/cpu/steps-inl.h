@@ -297,6 +297,37 @@ HWY_INLINE void WriteLanes(DF d, const TileWalk& w, const float* packed, size_t 
   WriteRows(d, packed, dim, row_scale, t, offset, w.valid_lanes(), staged, spare);
 }
 
+// WriteLanes for the tile of a head group whose result is a row per token
+// regrouped by heads (AddRowsToGroupLanes: token t's at t * stride, element
+// e of head k at e * kHeadBlock + k): into rows (b, token, h + k) of `t`,
+// lane l scaled by row_scale[l], for the valid tokens. staged: kHeadBlock *
+// dim floats.
+HWY_INLINE void WriteGroupLanes(DF d, const TileWalk& w, const float* acc, size_t stride,
+                                size_t dim, const float* row_scale, const TensorView& t,
+                                int64_t b, int64_t h, float* staged) {
+  const size_t L = hn::Lanes(d);
+  const bool direct = t.dtype == DType::f32 && t.stride[t.ndim - 1] == 1;
+  int64_t offset[kMaxLanes];
+  w.lane_offsets(t.stride + 1, offset);
+  const int64_t head_stride = t.stride[w.rank() + 1];
+  const int64_t origin = b * t.stride[0] + h * head_stride;
+  for (size_t token = 0; token < L / kHeadBlock; ++token) {
+    const size_t l0 = token * kHeadBlock;
+    if (!w.valid(static_cast<int>(l0))) continue;  // the heads of a token share its validity
+    int64_t at[kHeadBlock];
+    float* rows[kHeadBlock];
+    for (size_t k = 0; k < kHeadBlock; ++k) {
+      at[k] = origin + offset[l0 + k] + static_cast<int64_t>(k) * head_stride;
+      rows[k] = direct ? static_cast<float*>(t.data) + at[k] : staged + k * dim;
+    }
+    DeinterleaveHeads(acc + token * stride, dim, row_scale + l0, rows);
+    if (direct) continue;
+    for (size_t k = 0; k < kHeadBlock; ++k) {
+      store_row(t, at[k], rows[k], 1, static_cast<int64_t>(dim), 1.0f);
+    }
+  }
+}
+
 // A vector of one value in every lane, as lane array.
 HWY_INLINE void FillLanes(DF d, float value, float* lanes) { hn::Store(hn::Set(d, value), d, lanes); }
 

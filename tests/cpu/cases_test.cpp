@@ -129,6 +129,19 @@ TEST(CpuCases, HeadGroupsInOneVector) {
   }
 }
 
+// A head group's tile over several flash steps: on 16 lanes, 2x1x2
+// tokens x 4 heads reach 4x13x14 keys (3 steps), so its accumulators, a
+// row per token regrouped by heads, are rescaled between steps.
+TEST(CpuCases, HeadGroupTilesOfSeveralSteps) {
+  if (cpu::simd_lanes() != 16) GTEST_SKIP() << "the tiling below is that of 16 lanes";
+  Problem p = problem({4, 18, 18}, {axis(3), axis(13), axis(13)});
+  p.heads = p.kv_heads = 4;
+  p.head_dim = p.head_dim_v = 16;
+  ASSERT_EQ(cpu::forward_tiling(p).head_group, 4);
+  ASSERT_GT(4 * 13 * 14, cpu::kStepTokens);
+  expect_all_passes(p, {DType::f32});
+}
+
 TEST(CpuCases, AdditionalKvAcrossStepsAndTiles) {
   for (int64_t extra : {1, 17, 130, 300}) {
     Problem p = problem({6, 7}, {axis(3), axis(5, 1, 1, true)});
