@@ -29,24 +29,32 @@ TEST(CpuCases, WindowsOfSeveralSteps) {
 // tiles that share no query (src/cpu/backward.cpp): one phase when the
 // batch and kv heads give enough items, else bands along one axis or more
 // (2, 4 or 8 phases), also per dilation group. Wide windows would leave a
-// phase too few items and take two passes. All are right.
+// phase too few items and take two passes. All are right. The phase counts
+// are those of 16-lane vectors (AVX-512), whose tiles set the items; other
+// targets check the results only.
 TEST(CpuCases, BackwardFusedAndInTwoPasses) {
+  const bool lanes16 = cpu::simd_lanes() == 16;
+  auto expect_phases = [&](const Problem& p, int phases) {
+    if (lanes16) {
+      EXPECT_EQ(cpu::backward_phases(p), phases) << p.describe();
+    }
+  };
   const Problem narrow = problem({56, 56}, {axis(7), axis(7)});  // one kv head
-  EXPECT_EQ(cpu::backward_phases(narrow), 4);
+  expect_phases(narrow, 4);
   expect_all_passes(narrow, {DType::f32});
   Problem heads = problem({20, 24}, {axis(7), axis(5)});
   heads.batch = 2;
   heads.heads = heads.kv_heads = 4;
-  EXPECT_EQ(cpu::backward_phases(heads), 1);
+  expect_phases(heads, 1);
   expect_all_passes(heads, {DType::f32});
   Problem volume = problem({8, 28, 28}, {axis(3), axis(7), axis(7)});
   volume.heads = volume.kv_heads = 4;
-  EXPECT_EQ(cpu::backward_phases(volume), 8);
+  expect_phases(volume, 8);
   expect_all_passes(volume, {DType::f32});
   for (auto [shape, phases] : {std::pair{std::vector<int64_t>{20, 20, 20}, 4},
                                std::pair{std::vector<int64_t>{10, 10, 16}, 8}}) {
     Problem p = problem({shape[0], shape[1], shape[2]}, {axis(3), axis(3), axis(3)});
-    EXPECT_EQ(cpu::backward_phases(p), phases) << p.describe();
+    expect_phases(p, phases);
     expect_all_passes(p, {DType::f32});
   }
   Problem groups = problem({60, 44}, {axis(5, 1, 3), axis(4, 1, 2, true)});
@@ -55,7 +63,7 @@ TEST(CpuCases, BackwardFusedAndInTwoPasses) {
   expect_all_passes(groups, {DType::f32});
   for (const Problem& wide : {problem({2000}, {axis(1100)}),
                               problem({48, 48}, {axis(33, 2), axis(33, 1, 1, true)})}) {
-    EXPECT_EQ(cpu::backward_phases(wide), 0) << wide.describe();
+    expect_phases(wide, 0);
     expect_all_passes(wide, {DType::f32});
   }
 }
@@ -105,9 +113,11 @@ TEST(CpuCases, ManyQueryHeadsPerKvHead) {
 // Small windows put 4 heads in one vector (tile_walk.hpp: head groups,
 // rows regrouped by heads): forward and key tiles, with causal axes, tiles
 // past the end of an axis, two groups of heads, head dims that are not
-// whole blocks of 4, Dv != D, strided layouts and every dtype.
+// whole blocks of 4, Dv != D, strided layouts and every dtype. The chooser
+// groups heads on these problems at 16 lanes; narrower vectors keep one
+// head per tile here, and their results are checked all the same.
 TEST(CpuCases, HeadGroupsInOneVector) {
-  if (cpu::simd_lanes() % cpu::kHeadBlock != 0) GTEST_SKIP() << "no head groups on this target";
+  const bool lanes16 = cpu::simd_lanes() == 16;
   std::vector<Problem> cases;
   auto add = [&](Problem p, int heads, int64_t d, int64_t dv) {
     p.heads = p.kv_heads = heads;
@@ -121,9 +131,11 @@ TEST(CpuCases, HeadGroupsInOneVector) {
   add(problem({6, 14, 13}, {axis(3), axis(7), axis(5, 2)}), 8, 8, 9);
   for (const Problem& p : cases) {
     SCOPED_TRACE(p.describe());
-    ASSERT_EQ(cpu::forward_tiling(p).head_group, 4) << "forward";
-    ASSERT_EQ(cpu::best_tiling(p, cpu::simd_lanes(), cpu::Looks::at_queries).head_group, 4)
-        << "key tiles";
+    if (lanes16) {
+      ASSERT_EQ(cpu::forward_tiling(p).head_group, 4) << "forward";
+      ASSERT_EQ(cpu::best_tiling(p, cpu::simd_lanes(), cpu::Looks::at_queries).head_group, 4)
+          << "key tiles";
+    }
     expect_all_passes(p);
     expect_all_passes(p, {DType::f32}, Layout::padded);
   }

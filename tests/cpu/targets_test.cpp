@@ -10,6 +10,7 @@
 
 #include "cpu/passes.hpp"
 #include "cpu_test.hpp"
+#include "suite_target.hpp"
 
 namespace gna::cpu_test {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 class ForcedTarget {
  public:
   explicit ForcedTarget(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-  ~ForcedTarget() { hwy::SetSupportedTargetsForTest(0); }
+  ~ForcedTarget() { hwy::SetSupportedTargetsForTest(suite_target()); }
 };
 
 TEST(CpuTargets, EveryTargetMatchesTheReference) {

@@ -108,7 +108,9 @@ TEST(CpuThreads, SameBitsForAnyThreadCount) {
   expect_same_bits_for_any_thread_count(phases);
   Problem grouped = problem({21, 18}, {axis(7), axis(5)});  // 4 heads in one vector
   grouped.heads = grouped.kv_heads = 8;
-  ASSERT_EQ(cpu::forward_tiling(grouped).head_group, 4);
+  if (cpu::simd_lanes() == 16) {  // narrower vectors keep one head per tile here
+    ASSERT_EQ(cpu::forward_tiling(grouped).head_group, 4);
+  }
   expect_same_bits_for_any_thread_count(grouped);
 }
 
