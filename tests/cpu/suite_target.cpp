@@ -5,6 +5,7 @@
 // best target. A target this machine cannot run skips the suite, saying so.
 #include "suite_target.hpp"
 
+#include <gtest/gtest.h>
 #include <hwy/targets.h>
 
 #include <cctype>
