@@ -1,9 +1,9 @@
 """Side-by-side timings on one GPU, in one run: gna vs PyTorch SDPA with the
 cuDNN backend (dense attention over the same tokens) vs FlexAttention
-(compiled) with the same neighborhood mask, and with --train vs NATTEN's
-Hopper kernels where it has one.
+(compiled) with the same neighborhood mask, and with --natten vs NATTEN's
+Hopper kernels where it has one (forward: end to end and its kernel alone).
 
-    python bench/peers.py [--cases all|target|extra] [--json out.json] [--gna-cli build/bin/gna]
+    python bench/peers.py [--cases all|target|extra] [--natten] [--json out.json] [--gna-cli build/bin/gna]
     python bench/peers.py --train [--natten]       # forward + backward per call
 
 Speedup = cuDNN dense time / gna time, everything gna runs counted (output
@@ -40,6 +40,10 @@ TARGET_CASES = [
      "f16", 128, 10.5),
     ("3d-16x44x80-w16x32x48-s1x8x16", (16, 44, 80), 32, (16, 32, 48), (1, 8, 16), (False,) * 3,
      "f16", 128, 2.1),
+    # The families the second forward issue adds (a tenth field: batch).
+    ("2d-64-w7-d32-b64", (64, 64), 4, (7, 7), (1, 1), (False, False), "f16", 32, 8.0, 64),
+    ("3d-24x36x60-w9x15x21-bf16", (24, 36, 60), 24, (9, 15, 21), (1, 1, 1), (False,) * 3, "bf16",
+     128, 6.0),
 ]
 
 # No target yet: other dtypes, head dims, and a causal video case.
@@ -111,8 +115,9 @@ def sim_info(cli, shape, window, stride, causal, head_dim):
         return {"error": str(e)}
 
 
-def run_case(case, flex, cli, rotation):
-    name, shape, heads, window, stride, causal, dtype_name, head_dim, target = case
+def run_case(case, flex, cli, rotation, natten=False):
+    name, shape, heads, window, stride, causal, dtype_name, head_dim, target = case[:9]
+    batch = case[9] if len(case) > 9 else 1
     dtype = DTYPES[dtype_name]
     rank = len(shape)
     dilation = (1,) * rank
@@ -123,9 +128,10 @@ def run_case(case, flex, cli, rotation):
         return torch.randn(*size, device="cuda", dtype=dtype, generator=gen)
 
     # gna: heads-last [B, *spatial, H, D]; dense peers: [B, H, N, D].
-    gna_inputs = [tuple(rand(1, *shape, heads, head_dim) for _ in range(3)) for _ in range(rotation)]
-    dense_inputs = [tuple(t.reshape(1, n, heads, head_dim).transpose(1, 2).contiguous() for t in qkv)
-                    for qkv in gna_inputs]
+    gna_inputs = [tuple(rand(batch, *shape, heads, head_dim) for _ in range(3))
+                  for _ in range(rotation)]
+    dense_inputs = [tuple(t.reshape(batch, n, heads, head_dim).transpose(1, 2).contiguous()
+                          for t in qkv) for qkv in gna_inputs]
     na = {1: gna.na1d, 2: gna.na2d, 3: gna.na3d}[rank]
 
     def run_gna(q, k, v):
@@ -137,11 +143,11 @@ def run_case(case, flex, cli, rotation):
 
     row = {"case": name, "shape": list(shape), "heads": heads, "window": list(window),
            "stride": list(stride), "causal": list(causal), "dtype": dtype_name,
-           "head_dim": head_dim, "target_speedup": target}
+           "head_dim": head_dim, "batch": batch, "target_speedup": target}
     # Useful FLOPs: 2 * pairs * (D + Dv); dense: every pair.
     pairs = useful_pairs(shape, window, stride, causal)
-    useful = 2.0 * pairs * heads * 2 * head_dim
-    dense = 2.0 * n * n * heads * 2 * head_dim
+    useful = 2.0 * pairs * batch * heads * 2 * head_dim
+    dense = 2.0 * n * n * batch * heads * 2 * head_dim
     row["flop_bound"] = dense / useful
 
     row["gna_ms"] = time_ms(run_gna, gna_inputs)
@@ -149,6 +155,25 @@ def run_case(case, flex, cli, rotation):
     row["gna_tflops"] = useful / row["gna_ms"] / 1e9
     row["cudnn_tflops"] = dense / row["cudnn_ms"] / 1e9
     row["speedup"] = row["cudnn_ms"] / row["gna_ms"]
+    # The kernel alone on the device, against dense at the same count.
+    row["gna_kernel_ms"] = device_ms(run_gna, gna_inputs, ("forward_kernel",)).get("forward_kernel")
+    if row["gna_kernel_ms"]:
+        row["gna_kernel_speedup"] = row["cudnn_ms"] / row["gna_kernel_ms"]
+    if natten:
+        run, why = natten_fn(rank, window, stride, causal, dtype_name, head_dim, heads, heads,
+                             forward_only=True)
+        if run is None:
+            row["natten"] = why
+        else:
+            try:
+                row["natten_ms"] = time_ms(run, gna_inputs)
+                row["natten_speedup"] = row["cudnn_ms"] / row["natten_ms"]
+                kernels = device_kernels(run, gna_inputs)
+                name_, ms = max(kernels.items(), key=lambda kv: kv[1])
+                row["natten_kernel"], row["natten_kernel_ms"] = name_[:80], ms
+                row["natten_kernel_speedup"] = row["cudnn_ms"] / ms
+            except Exception as e:  # noqa: BLE001 - a peer's refusal is reported, not fatal
+                row["natten"] = f"{type(e).__name__}: {e}"[:300]
     if flex:
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
         mask = create_block_mask(neighborhood_mask_mod(shape, window, stride, dilation, causal),
@@ -160,7 +185,7 @@ def run_case(case, flex, cli, rotation):
     # Correctness spot check against FlexAttention's masked result (same math).
     if flex:
         q, k, v = gna_inputs[0]
-        ours = run_gna(q, k, v).reshape(1, n, heads, head_dim).transpose(1, 2).float()
+        ours = run_gna(q, k, v).reshape(batch, n, heads, head_dim).transpose(1, 2).float()
         theirs = flex_fn(*dense_inputs[0], block_mask=mask).float()
         row["max_abs_diff_vs_flex"] = (ours - theirs).abs().max().item()
     return row
@@ -196,11 +221,34 @@ def device_ms(fn, inputs, match, calls=5):
     return total
 
 
-def natten_fn(rank, window, stride, causal, dtype_name, head_dim, heads, kv_heads):
+def device_kernels(fn, inputs, calls=5):
+    """Device time per call of every CUDA kernel `fn` runs (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    for args in inputs:
+        fn(*args)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(calls):
+            fn(*inputs[i % len(inputs)])
+        torch.cuda.synchronize()
+    out = {}
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None)
+        if t is None:
+            t = getattr(e, "cuda_time_total", 0.0)
+        if t > 0:
+            out[e.key] = t / 1e3 / calls
+    return out
+
+
+def natten_fn(rank, window, stride, causal, dtype_name, head_dim, heads, kv_heads,
+              forward_only=False):
     """NATTEN's Hopper kernels as a user calls them, or None with why not."""
-    if dtype_name != "f16" or head_dim != 128 or kv_heads != heads:
-        return None, "no NATTEN Hopper backward for this dtype / head dim / GQA"
-    if any(causal):
+    if kv_heads != heads:
+        return None, "no NATTEN kernel for GQA"
+    if not forward_only and (dtype_name != "f16" or head_dim != 128):
+        return None, "no NATTEN Hopper backward for this dtype / head dim"
+    if not forward_only and any(causal):
         return None, "no NATTEN Hopper backward for causal windows"
     try:
         import natten
@@ -324,7 +372,7 @@ def main():
     ap.add_argument("--rotation", type=int, default=2, help="input sets cycled through")
     ap.add_argument("--overhead", action="store_true", help="also measure per-call host overhead")
     ap.add_argument("--train", action="store_true", help="forward + backward per call")
-    ap.add_argument("--natten", action="store_true", help="with --train, also time NATTEN")
+    ap.add_argument("--natten", action="store_true", help="also time NATTEN's Hopper kernels")
     args = ap.parse_args()
     if args.train:
         return train_main(args)
@@ -340,14 +388,15 @@ def main():
         rows.append({"case": "call-overhead-us", **overhead})
     for case in cases:
         try:
-            row = run_case(case, not args.no_flex, args.gna_cli, args.rotation)
+            row = run_case(case, not args.no_flex, args.gna_cli, args.rotation, args.natten)
         except Exception as e:  # report the case and go on: every case is reported
             row = {"case": case[0], "error": f"{type(e).__name__}: {e}"}
         rows.append(row)
         print(json.dumps(row), flush=True)
         torch.cuda.empty_cache()
     header = f"{'case':34} {'gna ms':>9} {'cuDNN ms':>9} {'flex ms':>9} {'speedup':>8} " \
-             f"{'flex x':>7} {'target':>7} {'bound':>6} {'TFLOP/s':>8}"
+             f"{'kernel x':>8} {'flex x':>7} {'natten x':>8} {'nat k x':>7} {'target':>7} " \
+             f"{'bound':>6} {'TFLOP/s':>8}"
     print(header)
     for r in rows:
         if r["case"] == "call-overhead-us":
@@ -358,9 +407,11 @@ def main():
         flex_ms = r.get("flex_ms", float("nan"))
         flex_x = r.get("flex_speedup", float("nan"))
         target = r["target_speedup"] or float("nan")
+        nan = float("nan")
         print(f"{r['case']:34} {r['gna_ms']:9.3f} {r['cudnn_ms']:9.3f} {flex_ms:9.3f} "
-              f"{r['speedup']:8.2f} {flex_x:7.2f} {target:7.1f} {r['flop_bound']:6.2f} "
-              f"{r['gna_tflops']:8.1f}")
+              f"{r['speedup']:8.2f} {r.get('gna_kernel_speedup', nan):8.2f} {flex_x:7.2f} "
+              f"{r.get('natten_speedup', nan):8.2f} {r.get('natten_kernel_speedup', nan):7.2f} "
+              f"{target:7.1f} {r['flop_bound']:6.2f} {r['gna_tflops']:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,

@@ -137,7 +137,11 @@ for what in "$@"; do
       done
       # racecheck: both kernels on a 2-D problem (odd extents, dilation, GQA,
       # additional KV), the backward on a strided 1-D one; synccheck: the backward.
-      for run in "racecheck 13x9 5x3 1x1 2x1 64 -" "racecheck 13x9 5x3 1x1 2x1 64 --backward" \
+      # The forward also on 1-D problems of hundreds of work items, so that each
+      # persistent CTA runs several (both Q buffers, the ring across items, and
+      # at head dim 128 the ping-pong turns).
+      for run in "racecheck 20000 129 3 1 128 -" "synccheck 20000 129 3 1 128 -" "racecheck 40000 9 1 2 32 -" \
+                 "racecheck 13x9 5x3 1x1 2x1 64 -" "racecheck 13x9 5x3 1x1 2x1 64 --backward" \
                  "racecheck 300 9 3 2 32 --backward" "synccheck 13x9 5x3 1x1 2x1 64 --backward"; do
         set -- $run
         pass="$7"; [ "$pass" = "-" ] && pass=""

@@ -85,6 +85,26 @@ TEST_P(Cases, ValueDimSmall) {
   GNA_SKIP_IF_NOTHING_RAN();
 }
 
+// The Dv != D pairs sm90's forward compiles (64 / 128, 192 / 128), over
+// every parameter: stride, dilation, causal, GQA, additional KV, rank 1-3.
+TEST_P(Cases, ValueDimPairsSmall) {
+  for (auto [d, dv] : {std::pair{64, 128}, std::pair{192, 128}}) {
+    Problem a = window_problem({300}, {33}, {4}, {2});
+    Problem b = window_problem({19, 23}, {5, 8}, {1, 3}, {2, 1}, {true, false});
+    b.heads = 4;
+    b.kv_heads = 2;
+    b.extra_kv = 130;  // a full tile of additional KV and a partial one
+    Problem c = window_problem({5, 9, 13}, {3, 4, 5}, {1, 2, 5}, {1, 2, 1}, {false, false, true});
+    c.batch = 2;
+    for (Problem* p : {&a, &b, &c}) {
+      p->head_dim = d;
+      p->head_dim_v = dv;
+      check_both(*p, {DType::f16, DType::bf16});
+    }
+  }
+  GNA_SKIP_IF_NOTHING_RAN();
+}
+
 // Additional KV: one softmax over the neighborhood and the extra tokens.
 TEST_P(Cases, AdditionalKvSmall) {
   for (int64_t extra : {1, 5, 40}) {

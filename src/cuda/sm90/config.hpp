@@ -9,29 +9,59 @@ namespace gna::sm90 {
 
 // Tokens per query tile, and per KV tile for a head dim (above 128 a
 // 128-key tile of K and V no longer fits shared memory next to Q).
+// `head_dim` is the wider of D (Q, K) and Dv (V, O).
 constexpr int kQueryTileTokens = 128;
 constexpr int kv_tile_tokens(int head_dim) { return head_dim <= 128 ? 128 : 64; }
 
-template <class ElementT, int kHeadDimT>
-struct ForwardConfig {
-  using Element = ElementT;
-  static constexpr int kHeadDim = kHeadDimT;
-  static constexpr int kBlockM = kQueryTileTokens;             // query rows per CTA
-  static constexpr int kBlockN = kv_tile_tokens(kHeadDim);      // keys per KV tile
-  static constexpr int kChunk = kHeadDim < 64 ? kHeadDim : 64; // elements per smem row
-  static constexpr int kChunks = kHeadDim / kChunk;
+// The forward's compiled head dims: D = Dv in {32, 64, 128, 256}, and two
+// pairs with Dv != D that models use (forward_dispatch.cu instantiates each).
+constexpr bool forward_head_dims_supported(int d, int dv) {
+  if (d == dv) return d == 32 || d == 64 || d == 128 || d == 256;
+  return (d == 64 && dv == 128) || (d == 192 && dv == 128);
+}
+
+// How a tile's head dim lies in shared memory: rows of kChunk elements (64,
+// or the head dim below 64) in the swizzle TMA writes and wgmma reads; a
+// wider head dim is split into kChunks column chunks stored one after
+// another, each holding all rows.
+template <int kHeadDimT>
+struct HeadDimRows {
+  static constexpr int kChunk = kHeadDimT < 64 ? kHeadDimT : 64;
+  static constexpr int kChunks = kHeadDimT / kChunk;
   static constexpr int kRowBytes = kChunk * 2;
   static constexpr Swizzle kSwizzle = kRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
-  static constexpr int kStages = kHeadDim <= 64 ? 4 : 2;
+};
+
+template <class ElementT, int kHeadDimT, int kHeadDimVT = kHeadDimT>
+struct ForwardConfig : HeadDimRows<kHeadDimT> {  // the rows of Q and K
+  using Element = ElementT;
+  using V = HeadDimRows<kHeadDimVT>;  // the rows of V
+  static constexpr int kHeadDim = kHeadDimT;
+  static constexpr int kHeadDimV = kHeadDimVT;
+  static constexpr int kWidest = kHeadDim > kHeadDimV ? kHeadDim : kHeadDimV;
+  static constexpr int kBlockM = kQueryTileTokens;        // query rows per work item
+  static constexpr int kBlockN = kv_tile_tokens(kWidest);  // keys per KV tile
+  static constexpr int kStages = kWidest <= 64 ? 4 : 2;
   static constexpr int kThreads = 384;
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
-  static constexpr int kKvBytes = kBlockN * kHeadDim * 2;
+  static constexpr int kKBytes = kBlockN * kHeadDim * 2;
+  static constexpr int kVBytes = kBlockN * kHeadDimV * 2;
+  // Two Q buffers where they fit (all but D = 256): the next work item's Q
+  // then loads while the current item runs, not after its last S.
+  static constexpr int kQBuffers =
+      2 * kQBytes + kStages * (kKBytes + kVBytes) + 16 * 1024 <= 227 * 1024 ? 2 : 1;
   // Tiles first (1024-byte aligned for the swizzle), barriers after.
-  static constexpr int kKOffset = kQBytes;
-  static constexpr int kVOffset = kKOffset + kStages * kKvBytes;
-  static constexpr int kBarrierOffset = kVOffset + kStages * kKvBytes;
-  static constexpr int kBarriers = 1 + 4 * kStages;
-  static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;  // + alignment slack
+  static constexpr int kKOffset = kQBuffers * kQBytes;
+  static constexpr int kVOffset = kKOffset + kStages * kKBytes;
+  static constexpr int kBarrierOffset = kVOffset + kStages * kVBytes;
+  static constexpr int kBarriers = 4 + 4 * kStages;  // q_full, q_free per buffer, four per stage
+  // Column masks of the element mask: per axis, position 0..kBlockN and
+  // lane quarter, one word (forward_kernel.cuh, ColumnMasks).
+  static constexpr int kColumnMaskOffset = kBarrierOffset + kBarriers * 8;
+  static constexpr int kColumnMasks = 3 * (kBlockN + 1) * 4;
+  static constexpr int kSmemBytes = kColumnMaskOffset + kColumnMasks * 4 + 1024;  // + alignment slack
+  static_assert(kSmemBytes <= 227 * 1024, "forward tiles exceed shared memory");
+  static_assert(forward_head_dims_supported(kHeadDim, kHeadDimV), "head dims not in the list");
 };
 
 // ---- backward ------------------------------------------------------------------

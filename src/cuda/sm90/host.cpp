@@ -123,7 +123,9 @@ CUtensorMap token_map(const Problem& p, const TensorView& t, int rank, const int
   MapRequest m;
   m.tensor = &t;
   m.rank = rank;
-  m.chunk = p.head_dim < 64 ? static_cast<int>(p.head_dim) : 64;
+  // Rows of the tensor's own head dim (V's may differ from Q's and K's).
+  const int64_t head_dim = t.shape[t.ndim - 1];
+  m.chunk = head_dim < 64 ? static_cast<int>(head_dim) : 64;
   m.swizzle = m.chunk == 64 ? Swizzle::b128 : Swizzle::b64;
   for (int a = 0; a < 3; ++a) {
     m.box[a] = box[a];

@@ -31,6 +31,11 @@ int multiprocessors(int device);
 // Whether `device` has stream-ordered allocation (the backward's scratch), cached.
 bool has_memory_pools(int device);
 
+// Tests only: while set, every sm90 forward adds the KV tiles it visits
+// (additional KV included) and masks to device_counts[0] and [1] (two zeroed device words);
+// nullptr turns counting off.
+void count_forward_tiles(unsigned long long* device_counts);
+
 // Why `t` cannot be read by TMA ("" when it can): unit stride in the head
 // dim, 16-byte aligned base and strides.
 std::string tma_operand_error(const char* name, const TensorView& t);

@@ -52,8 +52,8 @@ void allow_shared_memory(Kernel kernel, int bytes, std::atomic<uint64_t>& done) 
   done.fetch_or(bit, std::memory_order_release);
 }
 
-// Launches the forward kernel for (element, head_dim); throws gna::Error
-// (runtime) when CUDA reports a failure.
-void launch_forward(ElementType element, int head_dim, const Launch& launch);
+// Launches the forward kernel for (element, head_dim, head_dim_v); throws
+// gna::Error (runtime) when CUDA reports a failure.
+void launch_forward(ElementType element, int head_dim, int head_dim_v, const Launch& launch);
 
 }  // namespace gna::sm90

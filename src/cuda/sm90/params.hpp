@@ -65,6 +65,9 @@ struct MapCoords {
 
 struct ForwardParams {
   AxisGeometry axis[3];
+  int32_t q_tiles = 1;      // query tiles per (batch, head)
+  int32_t items = 1;        // work items of the launch: q_tiles * heads * batches
+  int32_t pingpong = 1;     // consumer warpgroups take turns issuing products
   int32_t heads = 1;
   int32_t group = 1;        // query heads per kv head
   int32_t extra_kv = 0;     // additional KV tokens
@@ -75,12 +78,18 @@ struct ForwardParams {
   int32_t q_split_log2 = 0;
   int32_t kv_split_log2 = 0;
   float scale_log2 = 1.0f;  // softmax scale * log2(e)
-  MapCoords q_coords, kv_coords, extra_coords;
+  // K and V have their own: with Dv != D a head is a different offset in
+  // the head-dim axis of a map that merges heads into it.
+  MapCoords q_coords, k_coords, v_coords, extra_k_coords, extra_v_coords;
 
   void* out = nullptr;           // [B, X0, X1, X2, H, Dv], unit stride in Dv
   int64_t out_stride[5] = {};    // batch, x0, x1, x2, head (elements)
   float* lse = nullptr;          // optional [B, X0, X1, X2, H]
   int64_t lse_stride[5] = {};
+  // Instrumented runs only (tests): the kernel adds the KV tiles it visits
+  // (additional KV included) and how many of them it masks, to compare with
+  // the simulator's counts.
+  unsigned long long* tile_counts = nullptr;
 };
 
 }  // namespace gna::sm90

@@ -13,8 +13,9 @@
 namespace gna::sm90 {
 
 // Loads a tile of `rows` tokens whose axis-0 extent is `extent0` (in-group
-// positions), as 1 << split_log2 boxes along axis 0 times the head-dim chunks.
-template <class Config>
+// positions), as 1 << split_log2 boxes along axis 0 times the head-dim chunks
+// of `Rows` (a HeadDimRows, or a kernel config with the same members).
+template <class Rows>
 __device__ void load_box(const CUtensorMap* map, const MapCoords& mc, uint64_t* bar, uint8_t* dst,
                          int rows, int32_t extent0, int32_t dilation0, int32_t split_log2,
                          int32_t x0, int32_t x1, int32_t x2, int32_t head, int32_t batch) {
@@ -22,9 +23,9 @@ __device__ void load_box(const CUtensorMap* map, const MapCoords& mc, uint64_t* 
   const int32_t box_step = (extent0 >> split_log2) * dilation0;
   for (int32_t b = 0; b < (1 << split_log2); ++b) {
 #pragma unroll
-    for (int c = 0; c < Config::kChunks; ++c) {
-      tma_load_5d(map, bar, dst + (c * rows + b * box_rows) * Config::kRowBytes,
-                  c * Config::kChunk + head * mc.head_in_c0, x2, x1,
+    for (int c = 0; c < Rows::kChunks; ++c) {
+      tma_load_5d(map, bar, dst + (c * rows + b * box_rows) * Rows::kRowBytes,
+                  c * Rows::kChunk + head * mc.head_in_c0, x2, x1,
                   x0 + b * box_step + batch * mc.batch_in_c3,
                   head * mc.head_in_c4 + batch * mc.batch_in_c4);
     }

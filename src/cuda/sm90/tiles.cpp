@@ -1,5 +1,6 @@
 #include "cuda/sm90/tiles.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/check.hpp"
@@ -39,9 +40,9 @@ std::string tile_error(const Problem& p, const TileConfig& t) {
   if (t.q_tokens() != kQueryTileTokens) {
     return concat("query tile ", t.describe(), " must hold ", kQueryTileTokens, " tokens");
   }
-  if (t.kv_tokens() != kv_tile_tokens(p.head_dim)) {
-    return concat("KV tile must hold ", kv_tile_tokens(p.head_dim), " tokens for head dim ",
-                  p.head_dim);
+  const int widest = static_cast<int>(std::max(p.head_dim, p.head_dim_v));
+  if (t.kv_tokens() != kv_tile_tokens(widest)) {
+    return concat("KV tile must hold ", kv_tile_tokens(widest), " tokens for head dim ", widest);
   }
   return extent_error(p, t);
 }
