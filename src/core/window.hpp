@@ -39,16 +39,22 @@ struct Range {
 GNA_HD int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 GNA_HD int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// a / b and a % b for a positive divisor that is 1 on most axes of real
+// problems (stride, dilation). A GPU divides in dozens of instructions, and
+// kernels evaluate these rules for every work item: the test is cheaper.
+GNA_HD int64_t quotient(int64_t a, int64_t b) { return b == 1 ? a : a / b; }
+GNA_HD int64_t modulo(int64_t a, int64_t b) { return b == 1 ? 0 : a % b; }
+
 // Dilation group of absolute index i, and its position inside the group.
-GNA_HD int64_t group_of(const Axis& a, int64_t i) { return i % a.dilation; }
-GNA_HD int64_t position_of(const Axis& a, int64_t i) { return i / a.dilation; }
+GNA_HD int64_t group_of(const Axis& a, int64_t i) { return modulo(i, a.dilation); }
+GNA_HD int64_t position_of(const Axis& a, int64_t i) { return quotient(i, a.dilation); }
 GNA_HD int64_t index_of(const Axis& a, int64_t group, int64_t position) {
   return group + a.dilation * position;
 }
 
 // Number of tokens m in dilation group g: ceil((n - g) / d).
 GNA_HD int64_t group_length(const Axis& a, int64_t g) {
-  return (a.length - g + a.dilation - 1) / a.dilation;
+  return quotient(a.length - g + a.dilation - 1, a.dilation);
 }
 
 // Left reach L = k div 2 and right reach R = k - 1 - L of a non-causal window.
@@ -57,7 +63,7 @@ GNA_HD int64_t right_reach(const Axis& a) { return a.kernel - 1 - a.kernel / 2; 
 
 // Keys seen by in-group query position p in a group of m tokens.
 GNA_HD Range key_range(const Axis& a, int64_t p, int64_t m) {
-  const int64_t run_start = (p / a.stride) * a.stride;
+  const int64_t run_start = quotient(p, a.stride) * a.stride;
   if (a.causal) {
     // The run's leader is its last query; nobody looks past itself.
     const int64_t leader = min64(run_start + a.stride - 1, m - 1);
@@ -73,7 +79,9 @@ GNA_HD Range key_range(const Axis& a, int64_t p, int64_t m) {
 }
 
 // Floor division for a possibly negative numerator and a positive divisor.
-GNA_HD int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+GNA_HD int64_t floor_div(int64_t a, int64_t b) {
+  return a >= 0 ? quotient(a, b) : -quotient(-a + b - 1, b);
+}
 
 // First query p in [0, m] (m: none) whose window reaches key q: key_range(p).hi >= q.
 // Non-causal windows depend on p only through the run's clamped center c(p),

@@ -129,10 +129,9 @@ struct WorkItem {
 
 __device__ __forceinline__ WorkItem work_item(const ForwardParams& p, int32_t index) {
   WorkItem w;
-  w.q_tile = index % p.q_tiles;
-  const int32_t rest = index / p.q_tiles;
-  w.head = rest % p.heads;
-  w.batch = rest / p.heads;
+  int32_t rest;
+  split_index(index, p.q_tiles, rest, w.q_tile);
+  split_index(rest, p.heads, w.batch, w.head);
   return w;
 }
 
@@ -310,12 +309,20 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// A shared-memory address the whole warp agrees on, known so to the
+// compiler: descriptors built from it stay in uniform registers, with no
+// register-to-uniform copy before each wgmma.
+__device__ __forceinline__ uint32_t warp_uniform(uint32_t v) { return __shfl_sync(0xffffffffu, v, 0); }
+
 // S = Q K^T of one KV tile over the head dim, 16 columns per instruction;
 // asynchronous (the caller fences before and waits when it needs S).
+
 template <class Config>
 __device__ __forceinline__ void issue_qk(uint32_t q_base, uint32_t k_base,
                                          float (&sc)[Config::kBlockN / 2]) {
   constexpr int kN = Config::kBlockN;
+  q_base = warp_uniform(q_base);
+  k_base = warp_uniform(k_base);
   const uint64_t q = make_desc(q_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
   const uint64_t k = make_desc(k_base, 16, 8 * Config::kRowBytes, Config::kSwizzle);
 #pragma unroll
@@ -335,6 +342,7 @@ __device__ __forceinline__ void issue_pv(const uint32_t (&pa)[Config::kBlockN / 
                                          uint32_t v_base, float (&o)[Config::kHeadDimV / 2]) {
   using V = typename Config::V;
   constexpr int kN = Config::kBlockN;
+  v_base = warp_uniform(v_base);
   const uint64_t v = make_desc(v_base, kN * V::kRowBytes, 8 * V::kRowBytes, V::kSwizzle);
 #pragma unroll
   for (int b = 0; b < kN / 16; ++b) {
@@ -351,28 +359,37 @@ template <int kN>
 __device__ __forceinline__ void softmax_step(float (&sc)[kN / 2], float (&row_max)[2],
                                              float (&row_sum)[2], float scale_log2,
                                              float (&rescale)[2]) {
+  // Maxima and sums in four independent chains per row: one chain of
+  // kN / 4 dependent instructions would leave the warp waiting on each
+  // one's latency.
+  constexpr int kChains = 4;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    float m = row_max[i];
+    float m[kChains];
 #pragma unroll
-    for (int j = 0; j < kN / 8; ++j) m = fmaxf(m, fmaxf(sc[4 * j + 2 * i], sc[4 * j + 2 * i + 1]));
-    m = quad_max(m);
+    for (int c = 0; c < kChains; ++c) m[c] = row_max[i];
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) {
+      float& mc = m[j % kChains];
+      mc = fmaxf(mc, fmaxf(sc[4 * j + 2 * i], sc[4 * j + 2 * i + 1]));
+    }
+    const float mx = quad_max(fmaxf(fmaxf(m[0], m[1]), fmaxf(m[2], m[3])));
     // A row that has seen nothing yet keeps max -inf; subtract 0 instead
     // so that exp2 gives 0 rather than NaN.
-    const float base = m == -INFINITY ? 0.0f : m * scale_log2;
+    const float base = mx == -INFINITY ? 0.0f : mx * scale_log2;
     rescale[i] = exp2_approx(row_max[i] * scale_log2 - base);
-    row_max[i] = m;
-    float sum = 0.0f;
+    row_max[i] = mx;
+    float sum[kChains] = {};
 #pragma unroll
     for (int j = 0; j < kN / 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         float& x = sc[4 * j + 2 * i + e];
         x = exp2_approx(fmaf(x, scale_log2, -base));
-        sum += x;
+        sum[j % kChains] += x;
       }
     }
-    row_sum[i] = row_sum[i] * rescale[i] + sum;
+    row_sum[i] = row_sum[i] * rescale[i] + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
   }
 }
 
@@ -388,8 +405,11 @@ __device__ __forceinline__ void pack_probabilities(const float (&sc)[kN / 2],
   }
 }
 
+// Once a row's maximum has settled (most tiles of a long walk), its factor
+// is exactly 1: the warp skips the multiplies when none of its rows moved.
 template <int kD>
 __device__ __forceinline__ void rescale_output(float (&o)[kD / 2], const float (&rescale)[2]) {
+  if (!__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) return;
 #pragma unroll
   for (int j = 0; j < kD / 8; ++j) {
     o[4 * j + 0] *= rescale[0];

@@ -191,7 +191,10 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t addr, uint32_t leading, u
 // below 2^18 bytes, so the sum never carries into the next field. Built once
 // per tile and offset per instruction, a descriptor costs one add.
 __device__ __forceinline__ uint64_t desc_offset(uint64_t desc, uint32_t bytes) {
-  return desc + (bytes >> 4);
+  // On the low word alone: a 64-bit add would cost a carry chain and
+  // register copies before every wgmma.
+  const uint32_t lo = static_cast<uint32_t>(desc) + (bytes >> 4);
+  return (desc & 0xffffffff00000000ull) | lo;
 }
 
 }  // namespace gna::sm90
