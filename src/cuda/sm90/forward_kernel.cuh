@@ -316,7 +316,6 @@ __device__ __forceinline__ uint32_t warp_uniform(uint32_t v) { return __shfl_syn
 
 // S = Q K^T of one KV tile over the head dim, 16 columns per instruction;
 // asynchronous (the caller fences before and waits when it needs S).
-
 template <class Config>
 __device__ __forceinline__ void issue_qk(uint32_t q_base, uint32_t k_base,
                                          float (&sc)[Config::kBlockN / 2]) {
@@ -363,6 +362,7 @@ __device__ __forceinline__ void softmax_step(float (&sc)[kN / 2], float (&row_ma
   // kN / 4 dependent instructions would leave the warp waiting on each
   // one's latency.
   constexpr int kChains = 4;
+  static_assert(kChains == 4, "the chains are combined below, four by name");
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     float m[kChains];

@@ -20,8 +20,6 @@ __device__ __forceinline__ TileGrid query_grid(const AxisGeometry& g) {
   return TileGrid{g.big_groups, g.tiles_big, g.tiles_small, g.tiles};
 }
 
-// (group, tile within the group) per axis of the query tile with linear
-// index `index` (axis 0 outermost), in the numbering of the axes' query grids.
 // q = u / d and r = u % d for u >= 0, d >= 1, without the division (dozens
 // of instructions, per work item) where the quotient is known: d == 1 (an
 // unused axis) or u < d (the outermost index).
@@ -38,6 +36,8 @@ __device__ __forceinline__ void split_index(int32_t u, int32_t d, int32_t& q, in
   }
 }
 
+// (group, tile within the group) per axis of the query tile with linear
+// index `index` (axis 0 outermost), in the numbering of the axes' query grids.
 __device__ __forceinline__ void query_tile_cells(const AxisGeometry (&axis)[3], int32_t index,
                                                  int32_t (&group)[3], int32_t (&tile)[3]) {
   int32_t rest = index;
